@@ -1,4 +1,3 @@
-import { parseArgs } from "node:util";
 import type { Parser } from "./parsers.ts";
 
 /**
@@ -47,20 +46,7 @@ export function loadSettings<S extends SettingTable>(
   table: S,
   options: LoadOptions,
 ): { values: SettingValues<S>; positionals: string[] } {
-  const problems: string[] = [];
-  const argv = expandBareFlags(table, options.argv);
-  const parseOptions: Record<string, { type: "string"; multiple: true }> = {};
-  for (const spec of Object.values(table)) parseOptions[spec.flag] = { type: "string", multiple: true };
-  let flags: Record<string, string[] | undefined> = {};
-  let positionals: string[] = [];
-  try {
-    const parsed = parseArgs({ args: [...argv], options: parseOptions, allowPositionals: true, strict: true });
-    flags = parsed.values as Record<string, string[] | undefined>;
-    positionals = parsed.positionals;
-  } catch (error) {
-    problems.push(error instanceof Error ? error.message.split("\n")[0]! : String(error)); // first line is the useful one
-  }
-
+  const { flags, positionals, problems } = parseFlags(table, options.argv);
   const values: Record<string, unknown> = {};
   for (const [key, spec] of Object.entries(table)) {
     const fromFlag = flags[spec.flag];
@@ -88,18 +74,44 @@ export function loadSettings<S extends SettingTable>(
   return { values: values as SettingValues<S>, positionals };
 }
 
-function expandBareFlags(table: SettingTable, argv: readonly string[]): string[] {
-  const bare = new Map<string, string>();
-  for (const spec of Object.values(table)) if (spec.bareValue !== undefined) bare.set(`--${spec.flag}`, spec.bareValue);
-  const out: string[] = [];
+/**
+ * Splits argv into flag values and positionals: `--name value`, `--name=value`, and a bare `--name` for settings
+ * with a bareValue. Hand-written rather than node:util parseArgs because parseArgs stops at the first problem and
+ * refuses values that start with "-" (`--rate-limit -3`), and we must name every bad setting at once.
+ */
+function parseFlags(
+  table: SettingTable,
+  argv: readonly string[],
+): { flags: Record<string, string[]>; positionals: string[]; problems: string[] } {
+  const specs = new Map<string, Setting<unknown>>();
+  for (const spec of Object.values(table)) specs.set(spec.flag, spec);
+  const flags: Record<string, string[]> = {};
+  const positionals: string[] = [];
+  const problems: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!; // i < argv.length
-    const value = bare.get(arg);
-    const next = argv[i + 1];
-    if (value !== undefined && (next === undefined || next.startsWith("-"))) out.push(`${arg}=${value}`);
-    else out.push(arg);
+    if (!arg.startsWith("--") || arg === "--") {
+      positionals.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf("=");
+    const name = arg.slice(2, eq < 0 ? undefined : eq);
+    const spec = specs.get(name);
+    if (!spec) {
+      problems.push(`--${name}: unknown option`);
+      continue;
+    }
+    let value: string | undefined;
+    if (eq >= 0) value = arg.slice(eq + 1);
+    else if (spec.bareValue !== undefined && (argv[i + 1] === undefined || argv[i + 1]!.startsWith("--"))) value = spec.bareValue;
+    else if (i + 1 < argv.length) value = argv[++i];
+    if (value === undefined) {
+      problems.push(`--${name}: expected a value`);
+      continue;
+    }
+    (flags[spec.flag] ??= []).push(value);
   }
-  return out;
+  return { flags, positionals, problems };
 }
 
 function formatDefault(spec: Setting<unknown>): string {

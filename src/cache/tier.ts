@@ -1,0 +1,21 @@
+import type { ImageFormat } from "../image-format.ts";
+
+/** What every cache tier stores: a response body with the facts needed to answer from it. */
+export interface Variant {
+  readonly body: Buffer;
+  readonly format: ImageFormat;
+  /** Strong validator, quoted: `"<base64url sha-256 prefix>"`. */
+  readonly etag: string;
+  readonly width?: number;
+  readonly height?: number;
+  /** Size of the original this variant was made from (what the client would have paid without the proxy). */
+  readonly originalBytes: number;
+}
+
+/** A cache tier: memory now; disk and Redis slot in behind the same seam. */
+export interface CacheTier {
+  readonly name: string;
+  get(key: string): Variant | undefined | Promise<Variant | undefined>;
+  set(key: string, variant: Variant): void | Promise<void>;
+  delete(key: string): void | Promise<void>;
+}

@@ -1,0 +1,186 @@
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { App, AppOptions } from "./app.ts";
+import { buildConfig, ENV_PREFIX, ORIGIN_ENV_PREFIX, ORIGIN_SETTINGS, PROXY_SETTINGS, SAMPLES_SETTINGS } from "./config/config.ts";
+import type { Config } from "./config/config.ts";
+import { ConfigError, formatHelp, loadSettings } from "./config/settings.ts";
+import { generateSamples, hasImages } from "../origin-server/samples.ts";
+import { startOriginServer } from "../origin-server/server.ts";
+
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+
+const COMMANDS: Record<string, string> = {
+  start: "Generate samples if missing, build the frontend, run the origin (8081) and the proxy (8080) together",
+  proxy: "Run the image proxy",
+  origin: "Serve a directory of originals over HTTP",
+  samples: "Generate the deterministic sample library of 4K originals",
+};
+
+function mainHelp(): string {
+  const lines = ["Usage: imagika <command> [options]", "", "Imagika: a fast, safe image proxy for high-resolution originals.", "", "Commands:"];
+  for (const [name, text] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(10)}${text}`);
+  lines.push("", "Run 'imagika <command> --help' for the options of a command.");
+  return lines.join("\n");
+}
+
+/** `start` adds its own flags to the proxy's; origin latency/bandwidth/dir go to the origin it starts. */
+const START_SETTINGS = {
+  ...PROXY_SETTINGS,
+  originPort: { ...ORIGIN_SETTINGS.port, flag: "origin-port", env: "ORIGIN_PORT" },
+  dir: { ...ORIGIN_SETTINGS.dir, flag: "dir", env: "DIR", help: "Directory of originals (samples are generated here when it is empty)" },
+  latencyMs: { ...ORIGIN_SETTINGS.latencyMs, flag: "origin-latency-ms", env: "ORIGIN_LATENCY_MS" },
+  bandwidth: { ...ORIGIN_SETTINGS.bandwidth, flag: "origin-bandwidth", env: "ORIGIN_BANDWIDTH" },
+  sampleCount: { ...SAMPLES_SETTINGS.count, flag: "sample-count", env: "SAMPLE_COUNT" },
+};
+
+export interface CliDeps {
+  readonly createApp: (config: Config, options?: AppOptions) => Promise<App>;
+}
+
+/** Runs one subcommand; exits non-zero with one message naming every bad setting. */
+export async function runCli(argv: readonly string[], deps: CliDeps): Promise<void> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === "--help" || command === "-h" || command === "help") {
+    console.log(mainHelp());
+    return;
+  }
+  if (!(command in COMMANDS)) {
+    console.error(`imagika: unknown command '${command}'\n\n${mainHelp()}`);
+    process.exitCode = 2;
+    return;
+  }
+  const wantsHelp = rest.includes("--help") || rest.includes("-h");
+  try {
+    switch (command) {
+      case "proxy":
+        if (wantsHelp) return void console.log(formatHelp("imagika proxy [options]", COMMANDS.proxy!, PROXY_SETTINGS, ENV_PREFIX));
+        return await runProxy(rest, deps);
+      case "origin":
+        if (wantsHelp) return void console.log(formatHelp("imagika origin [options]", COMMANDS.origin!, ORIGIN_SETTINGS, ORIGIN_ENV_PREFIX));
+        return await runOrigin(rest);
+      case "samples":
+        if (wantsHelp) return void console.log(formatHelp("imagika samples [options]", COMMANDS.samples!, SAMPLES_SETTINGS, "IMAGIKA_SAMPLES_"));
+        return await runSamples(rest);
+      case "start":
+        if (wantsHelp) return void console.log(formatHelp("imagika start [options]", COMMANDS.start!, START_SETTINGS, ENV_PREFIX));
+        return await runStart(rest, deps);
+    }
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(`imagika ${command}: invalid configuration\n${error.problems.map((p) => `  ${p}`).join("\n")}`);
+      process.exitCode = 2;
+      return;
+    }
+    throw error;
+  }
+}
+
+function onSignals(stop: () => Promise<void>): void {
+  let stopping = false;
+  const handler = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      process.exit(1); // second Ctrl-C: do not wait any longer
+    }
+    stopping = true;
+    console.error(`\nimagika: ${signal} received, shutting down`);
+    stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        console.error(error);
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", handler);
+  process.on("SIGINT", handler);
+}
+
+async function runProxy(argv: readonly string[], deps: CliDeps): Promise<void> {
+  const { values, positionals } = loadSettings(PROXY_SETTINGS, { env: process.env, argv, envPrefix: ENV_PREFIX });
+  if (positionals.length > 0) throw new ConfigError([`unexpected argument '${positionals[0]}'`]);
+  const app = await deps.createApp(buildConfig(values));
+  onSignals(() => app.close());
+}
+
+async function runOrigin(argv: readonly string[]): Promise<void> {
+  const { values, positionals } = loadSettings(ORIGIN_SETTINGS, { env: process.env, argv, envPrefix: ORIGIN_ENV_PREFIX });
+  if (positionals.length > 0) throw new ConfigError([`unexpected argument '${positionals[0]}'`]);
+  if (!existsSync(values.dir)) throw new ConfigError([`--dir: directory '${values.dir}' does not exist (run 'imagika samples' to create one)`]);
+  const origin = await startOriginServer({
+    dir: values.dir,
+    port: values.port,
+    host: values.host,
+    latencyMs: values.latencyMs,
+    bandwidthBytesPerSecond: values.bandwidth,
+  });
+  console.log(`imagika origin serving ${resolve(values.dir)} at ${origin.url}`);
+  onSignals(() => origin.close());
+}
+
+async function runSamples(argv: readonly string[]): Promise<void> {
+  const { values, positionals } = loadSettings(SAMPLES_SETTINGS, { env: process.env, argv, envPrefix: "IMAGIKA_SAMPLES_" });
+  if (positionals.length > 0) throw new ConfigError([`unexpected argument '${positionals[0]}'`]);
+  await makeSamples(values.dir, values.count, values.seed);
+}
+
+async function makeSamples(dir: string, count: number, seed: number): Promise<void> {
+  const started = performance.now();
+  console.log(`imagika: generating ${count} sample 4K originals in ${resolve(dir)} (seed ${seed})`);
+  const { files } = await generateSamples({
+    dir,
+    count,
+    seed,
+    onProgress: (done, total, file) => console.log(`  [${done}/${total}] ${file}`),
+  });
+  console.log(`imagika: ${files.length} originals written in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+}
+
+/** Builds web/dist when it is missing or older than the sources under web/. */
+async function ensureWebBuilt(): Promise<string | undefined> {
+  const webDir = join(REPO_ROOT, "web");
+  const dist = join(webDir, "dist");
+  const index = join(dist, "index.html");
+  if (!existsSync(join(webDir, "index.html"))) return undefined;
+  const builtAt = existsSync(index) ? statSync(index).mtimeMs : 0;
+  if (builtAt > 0 && newestMtime(join(webDir, "src")) <= builtAt) return dist;
+  console.log("imagika: building the frontend (vite build web)");
+  const { build } = await import("vite");
+  await build({ root: webDir, logLevel: "warn", configFile: join(webDir, "vite.config.ts") });
+  return dist;
+}
+
+function newestMtime(dir: string): number {
+  if (!existsSync(dir)) return 0;
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) newest = Math.max(newest, statSync(join(entry.parentPath, entry.name)).mtimeMs);
+  }
+  return newest;
+}
+
+async function runStart(argv: readonly string[], deps: CliDeps): Promise<void> {
+  const { values, positionals } = loadSettings(START_SETTINGS, { env: process.env, argv, envPrefix: ENV_PREFIX });
+  if (positionals.length > 0) throw new ConfigError([`unexpected argument '${positionals[0]}'`]);
+  if (!(await hasImages(values.dir))) await makeSamples(values.dir, values.sampleCount, SAMPLES_SETTINGS.seed.default);
+  const webRoot = values.webRoot !== "" ? values.webRoot : await ensureWebBuilt();
+  const origin = await startOriginServer({
+    dir: values.dir,
+    port: values.originPort,
+    host: values.host,
+    latencyMs: values.latencyMs,
+    bandwidthBytesPerSecond: values.bandwidth,
+  });
+  const originFromFlags = argv.some((arg) => arg === "--origin" || arg.startsWith("--origin="));
+  const config = buildConfig({
+    ...values,
+    origin: originFromFlags || process.env[`${ENV_PREFIX}ORIGIN`] ? values.origin : { kind: "http", baseUrl: origin.url },
+    webRoot: webRoot ?? "",
+  });
+  const app = await deps.createApp(config);
+  console.log(`\n  Imagika is running\n    gallery + dashboard  ${app.url}/\n    image API            ${app.url}/img/<path>?w=800&f=auto\n    stats                ${app.url}/api/stats\n    origin               ${origin.url}\n\n  Ctrl-C stops everything.\n`);
+  onSignals(async () => {
+    await app.close();
+    await origin.close();
+  });
+}

@@ -1,0 +1,94 @@
+import { open, realpath } from "node:fs/promises";
+import { realpathSync } from "node:fs";
+import { resolve, sep } from "node:path";
+import type { OriginConfig } from "../config/config.ts";
+import { ProxyError } from "../errors.ts";
+import type { Fetcher } from "./fetcher.ts";
+
+/**
+ * Reads originals from a local directory. Paths arrive validated (no "..", NUL or empty segments), and the resolved
+ * real path must still lie under the root's real path, so a symlink cannot lead outside it.
+ */
+export class FsFetcher implements Fetcher {
+  readonly description: string;
+  readonly #root: string;
+  readonly #maxBytes: number;
+
+  constructor(config: OriginConfig) {
+    if (config.spec.kind !== "fs") throw new Error("FsFetcher needs a directory origin");
+    this.#root = realpathSync(resolve(config.spec.root));
+    this.#maxBytes = config.maxSourceBytes;
+    this.description = `file://${this.#root}`;
+  }
+
+  get root(): string {
+    return this.#root;
+  }
+
+  async fetchOriginal(path: string): Promise<Buffer> {
+    const real = await this.#resolve(path);
+    let handle;
+    try {
+      handle = await open(real, "r");
+    } catch (error) {
+      throw fsError(error);
+    }
+    try {
+      const stat = await handle.stat();
+      if (!stat.isFile()) throw new ProxyError("ORIGIN_NOT_FOUND", "the origin has no such image");
+      if (stat.size > this.#maxBytes) {
+        throw new ProxyError("SOURCE_TOO_LARGE", `the original is ${stat.size} bytes, more than the ${this.#maxBytes}-byte limit`);
+      }
+      // Read at most maxBytes + 1: a file that grows while we read is still caught.
+      const buffer = Buffer.allocUnsafe(Math.min(stat.size, this.#maxBytes) + 1);
+      let length = 0;
+      for (;;) {
+        const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
+        if (bytesRead === 0) break;
+        length += bytesRead;
+        if (length > this.#maxBytes) {
+          throw new ProxyError("SOURCE_TOO_LARGE", `the original is larger than the ${this.#maxBytes}-byte limit`);
+        }
+        if (length === buffer.length) break;
+      }
+      return buffer.subarray(0, length);
+    } catch (error) {
+      throw fsError(error);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async checkReady(): Promise<void> {
+    try {
+      await realpath(this.#root);
+    } catch (error) {
+      throw fsError(error);
+    }
+  }
+
+  async close(): Promise<void> {}
+
+  async #resolve(path: string): Promise<string> {
+    const candidate = resolve(this.#root, path);
+    if (!candidate.startsWith(this.#root + sep)) throw new ProxyError("INVALID_PATH", "the path leaves the image root");
+    let real: string;
+    try {
+      real = await realpath(candidate);
+    } catch (error) {
+      throw fsError(error);
+    }
+    if (!real.startsWith(this.#root + sep)) throw new ProxyError("ORIGIN_FORBIDDEN", "the path leads outside the image root");
+    return real;
+  }
+}
+
+function fsError(error: unknown): ProxyError {
+  if (error instanceof ProxyError) return error;
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code === "ENOENT" || code === "ENOTDIR" || code === "EISDIR") {
+    return new ProxyError("ORIGIN_NOT_FOUND", "the origin has no such image", { cause: error });
+  }
+  if (code === "EACCES" || code === "EPERM") return new ProxyError("ORIGIN_FORBIDDEN", "the origin refused access", { cause: error });
+  return new ProxyError("ORIGIN_FAILED", `the image could not be read (${String(code)})`, { cause: error });
+}

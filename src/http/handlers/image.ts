@@ -1,0 +1,124 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { CONTENT_TYPES } from "../../image-format.ts";
+import type { ImageProxy, ProxyResult } from "../../proxy/image-proxy.ts";
+import type { ProxyStats } from "../../proxy/stats.ts";
+import { parseTransformOptions } from "../../transform/options.ts";
+import { matchesIfNoneMatch, parseRange } from "../conditional.ts";
+import { parseImagePath } from "../path.ts";
+import { sendJson } from "../respond.ts";
+
+export interface ImageHandlerOptions {
+  readonly cacheControlMaxAge: number;
+  readonly corsOrigin: string;
+  readonly maxOutputDimension: number;
+  /** Query keys handled before transform parsing (signatures). */
+  readonly ignoredKeys: ReadonlySet<string>;
+}
+
+/** What the request log line reports about the cache. */
+export type CacheOutcome = "hit" | "miss" | "collapsed";
+
+/** Parses `/img/<path>?<options>`, asks the proxy, and answers with the variant (200, 206, 304 or HEAD). */
+export async function handleImage(
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: string,
+  proxy: ImageProxy,
+  stats: ProxyStats,
+  options: ImageHandlerOptions,
+  started: number,
+): Promise<CacheOutcome> {
+  const queryAt = url.indexOf("?");
+  const path = parseImagePath(url.slice(5, queryAt < 0 ? undefined : queryAt)); // after "/img/"
+  const query = queryAt < 0 ? "" : url.slice(queryAt + 1);
+  const transform =
+    query === "" ? null : parseTransformOptions(new URLSearchParams(query), options, options.ignoredKeys);
+  const result = await proxy.get({ path, options: transform, accept: req.headers.accept });
+  sendVariant(req, res, result, stats, options, started);
+  return result.cacheStatus === "hit" ? "hit" : result.collapsed ? "collapsed" : "miss";
+}
+
+function serverTiming(result: ProxyResult, started: number): string {
+  const parts: string[] = [];
+  const { originMs, queueMs, transformMs } = result.timings;
+  if (result.cacheStatus === "hit") parts.push('cache;desc="hit"');
+  if (queueMs !== undefined && queueMs > 0.05) parts.push(`queue;dur=${queueMs.toFixed(1)}`);
+  if (originMs !== undefined) parts.push(`origin;dur=${originMs.toFixed(1)}`);
+  if (transformMs !== undefined) parts.push(`transform;dur=${transformMs.toFixed(1)}`);
+  parts.push(`total;dur=${(performance.now() - started).toFixed(2)}`);
+  return parts.join(", ");
+}
+
+function sendVariant(
+  req: IncomingMessage,
+  res: ServerResponse,
+  result: ProxyResult,
+  stats: ProxyStats,
+  options: ImageHandlerOptions,
+  started: number,
+): void {
+  const { variant } = result;
+  const size = variant.body.byteLength;
+  // A flat array is Node's cheapest way to set many headers at once.
+  const headers: string[] = [
+    "content-type",
+    CONTENT_TYPES[variant.format],
+    "etag",
+    variant.etag,
+    "cache-control",
+    `public, max-age=${options.cacheControlMaxAge}`,
+    "cache-status",
+    result.cacheStatus === "hit" ? "imagika; hit" : result.collapsed ? "imagika; fwd=miss; collapsed" : "imagika; fwd=miss; stored",
+    "x-cache",
+    result.cacheStatus === "hit" ? "HIT" : "MISS",
+    "server-timing",
+    serverTiming(result, started),
+    "accept-ranges",
+    "bytes",
+    "x-content-type-options",
+    "nosniff",
+    "content-security-policy",
+    "default-src 'none'; sandbox",
+  ];
+  if (result.varyAccept) headers.push("vary", "Accept");
+  if (options.corsOrigin !== "") {
+    headers.push(
+      "access-control-allow-origin",
+      options.corsOrigin,
+      "timing-allow-origin",
+      options.corsOrigin,
+      "access-control-expose-headers",
+      "Cache-Status, X-Cache, Server-Timing, Content-Length, ETag, RateLimit, RateLimit-Policy, Retry-After",
+    );
+  }
+
+  if (matchesIfNoneMatch(req.headers["if-none-match"], variant.etag)) {
+    res.writeHead(304, headers);
+    res.end();
+    return;
+  }
+  const ifRange = req.headers["if-range"];
+  const range = req.method === "GET" && (ifRange === undefined || ifRange === variant.etag) ? parseRange(req.headers.range, size) : { kind: "full" as const };
+  if (range.kind === "unsatisfiable") {
+    sendJson(res, 416, { error: "RANGE_NOT_SATISFIABLE", message: `the image has ${size} bytes` }, { "content-range": `bytes */${size}` });
+    return;
+  }
+  const isHead = req.method === "HEAD";
+  if (range.kind === "partial") {
+    const length = range.end - range.start + 1;
+    headers.push("content-range", `bytes ${range.start}-${range.end}/${size}`, "content-length", String(length));
+    res.writeHead(206, headers);
+    res.end(variant.body.subarray(range.start, range.end + 1));
+    stats.bytesServed += length;
+    return;
+  }
+  headers.push("content-length", String(size));
+  res.writeHead(200, headers);
+  if (isHead) {
+    res.end();
+    return;
+  }
+  res.end(variant.body);
+  stats.bytesServed += size;
+  stats.originalBytesEquivalent += variant.originalBytes;
+}

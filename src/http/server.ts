@@ -1,0 +1,155 @@
+import { randomUUID } from "node:crypto";
+import { createServer } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import type { HttpConfig } from "../config/config.ts";
+import { ProxyError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import type { ImageProxy } from "../proxy/image-proxy.ts";
+import type { ProxyStats } from "../proxy/stats.ts";
+import { clientAddress, clientKeyOf } from "../rate-limit/client-key.ts";
+import type { TokenBucketLimiter } from "../rate-limit/token-bucket.ts";
+import { handleImages, handlePurge } from "./handlers/api.ts";
+import { handleHealth, handleReady } from "./handlers/health.ts";
+import { handleImage } from "./handlers/image.ts";
+import type { CacheOutcome, ImageHandlerOptions } from "./handlers/image.ts";
+import { sendError, sendJson } from "./respond.ts";
+import type { StaticFiles } from "./static-files.ts";
+
+/** Longest request target accepted (414 beyond): image URLs are short; megabyte URLs are an attack. */
+export const MAX_URL_LENGTH = 8192;
+/** Largest request header block (431 beyond; Node enforces it while parsing). */
+export const MAX_HEADER_BYTES = 16 * 1024;
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+export interface HttpDeps {
+  readonly config: HttpConfig;
+  readonly image: Omit<ImageHandlerOptions, "cacheControlMaxAge" | "corsOrigin">;
+  readonly proxy: ImageProxy;
+  readonly stats: ProxyStats;
+  readonly limiter: TokenBucketLimiter | undefined;
+  readonly log: Logger;
+  readonly checkOrigin: () => Promise<void>;
+  readonly listImages: () => Promise<Buffer>;
+  readonly snapshot: () => unknown;
+  readonly staticFiles: StaticFiles | undefined;
+}
+
+export interface HttpServer {
+  readonly server: Server;
+  /** Stops accepting, lets in-flight requests finish for up to `timeoutMs`, then cuts what is left. */
+  close(timeoutMs: number): Promise<void>;
+  readonly isShuttingDown: () => boolean;
+}
+
+/** node:http without a framework: the hot path (a memory hit) must stay within ~1.5x of nginx's CPU per request. */
+export function createHttpServer(deps: HttpDeps): HttpServer {
+  const { config, log, stats, limiter } = deps;
+  const imageOptions: ImageHandlerOptions = {
+    ...deps.image,
+    cacheControlMaxAge: config.cacheControlMaxAge,
+    corsOrigin: config.corsOrigin,
+  };
+  const policy = limiter ? `"default";q=${limiter.burst};w=${Math.max(1, Math.ceil(limiter.burst / limiter.perSecond))}` : "";
+  let shuttingDown = false;
+
+  /** Applies the client's token bucket; false when the request was answered 429. */
+  function admit(req: IncomingMessage, res: ServerResponse): boolean {
+    if (!limiter) return true;
+    const address = clientAddress(req.socket.remoteAddress, headerValue(req.headers["x-forwarded-for"]), config.trustProxyHops);
+    const decision = limiter.take(clientKeyOf(address));
+    res.setHeader("ratelimit-policy", policy);
+    res.setHeader("ratelimit", `"default";r=${decision.remaining};t=${decision.resetSeconds}`);
+    if (decision.allowed) return true;
+    stats.rateLimited++;
+    sendJson(
+      res,
+      429,
+      { error: "RATE_LIMITED", message: `too many requests: at most ${limiter.perSecond}/s with bursts of ${limiter.burst}` },
+      { "retry-after": String(decision.retryAfterSeconds) },
+    );
+    return false;
+  }
+
+  async function route(req: IncomingMessage, res: ServerResponse, url: string, started: number): Promise<CacheOutcome | undefined> {
+    const method = req.method ?? "GET";
+    const isRead = method === "GET" || method === "HEAD";
+    if (url.startsWith("/img/") || url === "/img" || url.startsWith("/img?")) {
+      if (!isRead) {
+        res.setHeader("allow", "GET, HEAD");
+        throw new ProxyError("METHOD_NOT_ALLOWED", "images are read with GET or HEAD");
+      }
+      if (!admit(req, res)) return undefined;
+      stats.requests++;
+      if (!url.startsWith("/img/")) throw new ProxyError("INVALID_PATH", "the URL names no image: use /img/<path>");
+      return handleImage(req, res, url, deps.proxy, stats, imageOptions, started);
+    }
+    const pathname = url.split("?")[0] ?? url;
+    if (pathname === "/healthz") return void handleHealth(res);
+    if (pathname === "/readyz") return void (await handleReady(res, shuttingDown, deps.checkOrigin));
+    if (pathname === "/api/stats") return void sendJson(res, 200, deps.snapshot(), { "cache-control": "no-store" });
+    if (pathname === "/api/images") {
+      if (!admit(req, res)) return undefined;
+      return void (await handleImages(res, deps.listImages));
+    }
+    if (pathname === "/api/cache" || pathname.startsWith("/api/cache/")) {
+      if (!admit(req, res)) return undefined;
+      return void handlePurge(req, res, url, deps.proxy, config.adminToken);
+    }
+    if (isRead && !pathname.startsWith("/api/") && deps.staticFiles && (await deps.staticFiles.serve(req, res, pathname))) return undefined;
+    throw new ProxyError("NOT_FOUND", "no such endpoint");
+  }
+
+  const server = createServer({ maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => {
+    const started = performance.now();
+    const url = req.url ?? "/";
+    const incomingId = headerValue(req.headers["x-request-id"]);
+    const reqId = incomingId !== undefined && REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
+    res.setHeader("x-request-id", reqId);
+    if (shuttingDown) res.setHeader("connection", "close");
+    let cache: CacheOutcome | undefined;
+    res.once("finish", () => {
+      log.info(
+        { reqId, method: req.method, path: url.length > 256 ? `${url.slice(0, 256)}…` : url, status: res.statusCode, cache, ms: +(performance.now() - started).toFixed(2) },
+        "request",
+      );
+    });
+    if (url.length > MAX_URL_LENGTH) {
+      sendJson(res, 414, { error: "URI_TOO_LONG", message: `the URL is longer than ${MAX_URL_LENGTH} characters` });
+      return;
+    }
+    route(req, res, url, started).then(
+      (outcome) => {
+        cache = outcome;
+      },
+      (error: unknown) => {
+        sendError(res, error, log.child({ reqId }));
+      },
+    );
+  });
+  server.keepAliveTimeout = 5_000;
+  server.maxRequestsPerSocket = 10_000;
+  server.on("clientError", (error: NodeJS.ErrnoException, socket) => {
+    // Malformed requests and oversized headers: answer without a stack trace when the socket still allows it.
+    if (!socket.writable) return socket.destroy();
+    const status = error.code === "HPE_HEADER_OVERFLOW" ? 431 : error.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
+    const body = JSON.stringify({ error: status === 431 ? "HEADERS_TOO_LARGE" : status === 408 ? "REQUEST_TIMEOUT" : "BAD_REQUEST", message: error.code ?? "bad request" });
+    socket.end(`HTTP/1.1 ${status} ${status === 431 ? "Request Header Fields Too Large" : status === 408 ? "Request Timeout" : "Bad Request"}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  });
+
+  async function close(timeoutMs: number): Promise<void> {
+    shuttingDown = true;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    const timer = setTimeout(() => server.closeAllConnections(), timeoutMs);
+    const idleSweep = setInterval(() => server.closeIdleConnections(), 100);
+    await closed;
+    clearTimeout(timer);
+    clearInterval(idleSweep);
+  }
+
+  return { server, close, isShuttingDown: () => shuttingDown };
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(",") : value;
+}

@@ -1,0 +1,4 @@
+import { createApp } from "./app.ts";
+import { runCli } from "./cli.ts";
+
+await runCli(process.argv.slice(2), { createApp });

@@ -1,0 +1,185 @@
+import { LRUCache } from "lru-cache";
+import { createHash } from "node:crypto";
+import type { MemoryCache } from "../cache/memory-cache.ts";
+import type { Variant } from "../cache/tier.ts";
+import { isKeyOfPath, originalKey, variantCacheKey } from "../cache/cache-key.ts";
+import { ProxyError } from "../errors.ts";
+import type { Fetcher } from "../fetcher/fetcher.ts";
+import { sniffImageFormat } from "../image-format.ts";
+import type { ImageFormat } from "../image-format.ts";
+import { negotiateFormat, variantKey } from "../transform/negotiate.ts";
+import type { TransformOptions } from "../transform/options.ts";
+import type { Transformer } from "../transform/pipeline.ts";
+import { Coalescer } from "./coalesce.ts";
+import type { ProxyStats } from "./stats.ts";
+
+export interface ImageRequest {
+  /** Validated origin path (decoded segments joined by "/"). */
+  readonly path: string;
+  /** null: deliver the original's bytes unchanged. */
+  readonly options: TransformOptions | null;
+  readonly accept: string | undefined;
+}
+
+export interface Timings {
+  originMs?: number;
+  queueMs?: number;
+  transformMs?: number;
+}
+
+export interface ProxyResult {
+  readonly variant: Variant;
+  readonly cacheStatus: "hit" | "miss";
+  /** This request waited on another request's fetch/transform (RFC 9211 `collapsed`). */
+  readonly collapsed: boolean;
+  /** The response depends on Accept (f=auto): send `Vary: Accept`. */
+  readonly varyAccept: boolean;
+  readonly timings: Timings;
+}
+
+interface Produced {
+  readonly variant: Variant;
+  readonly timings: Timings;
+}
+
+export interface ImageProxyDeps {
+  readonly fetcher: Fetcher;
+  readonly originals: MemoryCache;
+  readonly variants: MemoryCache;
+  readonly transformer: Transformer;
+  readonly stats: ProxyStats;
+  readonly limits: { readonly maxOutputDimension: number; readonly allowSvg: boolean };
+  readonly negativeTtlSeconds: number;
+  readonly now?: () => number;
+}
+
+/** Strong ETag from the bytes: equal bytes, equal tag, on every instance. */
+export function etagOf(body: Buffer): string {
+  return `"${createHash("sha256").update(body).digest("base64url").slice(0, 27)}"`;
+}
+
+/**
+ * getVariant(): cache → (coalesced) origin fetch → (coalesced) transform → store. Originals and variants live in
+ * separate byte-bounded LRUs, so ten sizes of one image cost one origin fetch and variants cannot be flushed by a
+ * stream of large originals.
+ */
+export class ImageProxy {
+  readonly #deps: ImageProxyDeps;
+  readonly #originalFlights = new Coalescer<Produced>();
+  readonly #variantFlights = new Coalescer<Produced>();
+  readonly #notFound: LRUCache<string, ProxyError> | undefined;
+
+  constructor(deps: ImageProxyDeps) {
+    this.#deps = deps;
+    if (deps.negativeTtlSeconds > 0) {
+      this.#notFound = new LRUCache<string, ProxyError>({
+        max: 10_000,
+        ttl: deps.negativeTtlSeconds * 1000,
+        ttlResolution: deps.now ? 0 : 1,
+        ...(deps.now ? { perf: { now: deps.now } } : {}),
+      });
+    }
+  }
+
+  async get(request: ImageRequest): Promise<ProxyResult> {
+    const { stats } = this.#deps;
+    if (request.options === null) {
+      const key = originalKey(request.path);
+      const cached = this.#deps.originals.get(key);
+      if (cached) {
+        stats.hits++;
+        return { variant: cached, cacheStatus: "hit", collapsed: false, varyAccept: false, timings: {} };
+      }
+      stats.misses++;
+      const { promise, joined } = this.#original(request.path);
+      const produced = await promise;
+      return { variant: produced.variant, cacheStatus: "miss", collapsed: joined, varyAccept: false, timings: produced.timings };
+    }
+
+    const options = request.options;
+    const format = negotiateFormat(options, request.accept);
+    const key = variantCacheKey(request.path, variantKey(options, format, this.#deps.limits));
+    const varyAccept = options.format === "auto";
+    const cached = this.#deps.variants.get(key);
+    if (cached) {
+      stats.hits++;
+      return { variant: cached, cacheStatus: "hit", collapsed: false, varyAccept, timings: {} };
+    }
+    stats.misses++;
+    const { promise, joined } = this.#variantFlights.run(key, async () => {
+      const original = await this.#getOriginal(request.path);
+      const result = await this.#deps.transformer.transform(original.variant.body, options, format);
+      const variant: Variant = {
+        body: result.body,
+        format: result.format,
+        etag: etagOf(result.body),
+        width: result.width,
+        height: result.height,
+        originalBytes: original.variant.originalBytes,
+      };
+      this.#deps.variants.set(key, variant);
+      return { variant, timings: { ...original.timings, queueMs: result.queueMs, transformMs: result.transformMs } };
+    });
+    if (joined) stats.coalesced++;
+    const produced = await promise;
+    return { variant: produced.variant, cacheStatus: "miss", collapsed: joined, varyAccept, timings: produced.timings };
+  }
+
+  /** Removes the original and every variant of `path`; returns the number of entries removed. */
+  purge(path: string): number {
+    this.#notFound?.delete(path);
+    const matches = (key: string): boolean => isKeyOfPath(key, path);
+    return this.#deps.originals.deleteWhere(matches) + this.#deps.variants.deleteWhere(matches);
+  }
+
+  purgeAll(): number {
+    this.#notFound?.clear();
+    return this.#deps.originals.clear() + this.#deps.variants.clear();
+  }
+
+  /** The original from cache, or fetched once however many callers ask. */
+  async #getOriginal(path: string): Promise<Produced> {
+    const cached = this.#deps.originals.get(originalKey(path));
+    if (cached) return { variant: cached, timings: {} };
+    return this.#original(path).promise;
+  }
+
+  #original(path: string): { promise: Promise<Produced>; joined: boolean } {
+    const flight = this.#originalFlights.run(path, () => this.#fetchOriginal(path));
+    if (flight.joined) this.#deps.stats.coalesced++;
+    return flight;
+  }
+
+  async #fetchOriginal(path: string): Promise<Produced> {
+    const { stats, fetcher } = this.#deps;
+    const remembered = this.#notFound?.get(path);
+    if (remembered) {
+      stats.negativeHits++;
+      throw remembered;
+    }
+    const started = performance.now();
+    stats.originFetches++;
+    let body: Buffer;
+    try {
+      body = await fetcher.fetchOriginal(path);
+    } catch (error) {
+      stats.originErrors++;
+      if (error instanceof ProxyError && error.code === "ORIGIN_NOT_FOUND") this.#notFound?.set(path, error);
+      throw error;
+    }
+    const originMs = performance.now() - started;
+    const format = this.#checkFormat(body);
+    const variant: Variant = { body, format, etag: etagOf(body), originalBytes: body.byteLength };
+    this.#deps.originals.set(originalKey(path), variant);
+    return { variant, timings: { originMs } };
+  }
+
+  #checkFormat(body: Buffer): ImageFormat {
+    const format = sniffImageFormat(body);
+    if (format === undefined) throw new ProxyError("NOT_AN_IMAGE", "the origin's file is not an image format Imagika knows");
+    if (format === "svg" && !this.#deps.limits.allowSvg) {
+      throw new ProxyError("NOT_AN_IMAGE", "SVG originals are refused (start the proxy with --allow-svg to rasterise them)");
+    }
+    return format;
+  }
+}

@@ -1,0 +1,16 @@
+/** Counters shared by the proxy and the HTTP layer; read by /api/stats (and later /metrics). */
+export class ProxyStats {
+  requests = 0;
+  hits = 0;
+  misses = 0;
+  coalesced = 0;
+  originFetches = 0;
+  originErrors = 0;
+  negativeHits = 0;
+  rateLimited = 0;
+  shed = 0;
+  bytesServed = 0;
+  /** What the originals behind every served image would have cost. */
+  originalBytesEquivalent = 0;
+  readonly startedAtMs = Date.now();
+}

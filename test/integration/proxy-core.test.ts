@@ -1,0 +1,328 @@
+import { mkdtemp, symlink, writeFile, mkdir } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { App } from "../../src/app.ts";
+import { makeJpeg, makePng, sha256 } from "../helpers/images.ts";
+import { startProxy } from "../helpers/proxy.ts";
+import { bytesRoute, startTestOrigin } from "../helpers/test-origin.ts";
+import type { TestOrigin } from "../helpers/test-origin.ts";
+
+let origin: TestOrigin;
+let jpeg: Buffer;
+let png: Buffer;
+const apps: App[] = [];
+
+async function proxyFor(overrides: Parameters<typeof startProxy>[0], options: Parameters<typeof startProxy>[1] = {}): Promise<App> {
+  const app = await startProxy(overrides, options);
+  apps.push(app);
+  return app;
+}
+
+beforeAll(async () => {
+  jpeg = await makeJpeg(640, 480, 7);
+  png = await makePng(300, 200, 3);
+  origin = await startTestOrigin({
+    "/photo.jpg": bytesRoute(jpeg, "text/plain"), // the origin lies about the type; the proxy sniffs the bytes
+    "/dir/pic.png": bytesRoute(png, "image/png"),
+    "/slow.jpg": bytesRoute(jpeg, "image/jpeg", 300),
+    "/herd.jpg": bytesRoute(jpeg, "image/jpeg", 250),
+    "/text.jpg": bytesRoute(Buffer.from("<html>not an image</html>"), "image/jpeg"),
+    "/boom.jpg": (_req, res) => {
+      res.writeHead(500);
+      res.end("boom");
+    },
+    "/forbidden.jpg": (_req, res) => {
+      res.writeHead(403);
+      res.end();
+    },
+    "/stall.jpg": () => {
+      /* never answers */
+    },
+    "/reset.jpg": (req) => {
+      req.socket.destroy();
+    },
+    "/liar.jpg": (_req, res) => {
+      // Declares 1000 bytes, then streams 3 MB with chunked framing abandoned: the cap must hold while streaming.
+      res.writeHead(200, { "content-type": "image/jpeg" });
+      const chunk = Buffer.alloc(64 * 1024, 0xff);
+      let sent = 0;
+      const pump = (): void => {
+        while (sent < 3 * 1024 * 1024) {
+          sent += chunk.length;
+          if (!res.write(chunk)) return void res.once("drain", pump);
+        }
+        res.end();
+      };
+      pump();
+    },
+  });
+});
+
+afterAll(async () => {
+  await Promise.all(apps.map((app) => app.close()));
+  await origin.close();
+});
+
+describe("proxy core", () => {
+  it("serves the second request from memory without touching the origin", async () => {
+    const proxy = await proxyFor({ origin: origin.url });
+    const first = await fetch(`${proxy.url}/img/photo.jpg`);
+    expect(first.status).toBe(200);
+    expect(first.headers.get("x-cache")).toBe("MISS");
+    expect(first.headers.get("cache-status")).toMatch(/^imagika; fwd=miss/);
+    expect(first.headers.get("server-timing")).toMatch(/origin;dur=[\d.]+/);
+    expect(first.headers.get("server-timing")).toMatch(/total;dur=[\d.]+/);
+    expect(sha256(Buffer.from(await first.arrayBuffer()))).toBe(sha256(jpeg));
+    const second = await fetch(`${proxy.url}/img/photo.jpg`);
+    expect(second.headers.get("x-cache")).toBe("HIT");
+    expect(second.headers.get("cache-status")).toBe("imagika; hit");
+    expect(second.headers.get("content-type")).toBe("image/jpeg"); // from the magic number, not the origin's text/plain
+    expect(second.headers.get("content-length")).toBe(String(jpeg.length));
+    expect(second.headers.get("etag")).toMatch(/^"[\w-]+"$/);
+    expect(second.headers.get("cache-control")).toBe("public, max-age=31536000");
+    expect(second.headers.get("x-content-type-options")).toBe("nosniff");
+    expect(sha256(Buffer.from(await second.arrayBuffer()))).toBe(sha256(jpeg));
+    expect(origin.count("/photo.jpg")).toBe(1);
+    const stats = (await (await fetch(`${proxy.url}/api/stats`)).json()) as Record<string, unknown>;
+    expect(stats).toMatchObject({ hits: 1, misses: 1, originFetches: 1, hitRatio: 0.5 });
+  });
+
+  it("answers 500 concurrent requests for one cold key with one origin fetch and correct bytes", async () => {
+    const proxy = await proxyFor({ origin: origin.url });
+    const before = origin.count("/herd.jpg");
+    const responses = await Promise.all(
+      Array.from({ length: 500 }, async () => {
+        const res = await fetch(`${proxy.url}/img/herd.jpg`);
+        return { status: res.status, hash: sha256(Buffer.from(await res.arrayBuffer())), cache: res.headers.get("cache-status") };
+      }),
+    );
+    expect(origin.count("/herd.jpg") - before).toBe(1);
+    expect(responses.every((r) => r.status === 200 && r.hash === sha256(jpeg))).toBe(true);
+    expect(responses.filter((r) => r.cache?.includes("collapsed")).length).toBeGreaterThan(0);
+    const stats = (await (await fetch(`${proxy.url}/api/stats`)).json()) as { coalesced: number; originFetches: number };
+    expect(stats.originFetches).toBe(1);
+    expect(stats.coalesced).toBeGreaterThan(0);
+  });
+
+  it("answers If-None-Match with 304 and Range with 206 from a cached entry", async () => {
+    const proxy = await proxyFor({ origin: origin.url });
+    const full = await fetch(`${proxy.url}/img/dir/pic.png`);
+    const etag = full.headers.get("etag") ?? "";
+    await full.arrayBuffer();
+    const notModified = await fetch(`${proxy.url}/img/dir/pic.png`, { headers: { "if-none-match": etag } });
+    expect(notModified.status).toBe(304);
+    expect(notModified.headers.get("etag")).toBe(etag);
+    const partial = await fetch(`${proxy.url}/img/dir/pic.png`, { headers: { range: "bytes=10-19" } });
+    expect(partial.status).toBe(206);
+    expect(partial.headers.get("content-range")).toBe(`bytes 10-19/${png.length}`);
+    expect(Buffer.from(await partial.arrayBuffer()).equals(png.subarray(10, 20))).toBe(true);
+    const suffix = await fetch(`${proxy.url}/img/dir/pic.png`, { headers: { range: "bytes=-5" } });
+    expect(Buffer.from(await suffix.arrayBuffer()).equals(png.subarray(png.length - 5))).toBe(true);
+    const unsatisfiable = await fetch(`${proxy.url}/img/dir/pic.png`, { headers: { range: `bytes=${png.length}-` } });
+    expect(unsatisfiable.status).toBe(416);
+    expect(unsatisfiable.headers.get("content-range")).toBe(`bytes */${png.length}`);
+    const staleIfRange = await fetch(`${proxy.url}/img/dir/pic.png`, { headers: { range: "bytes=0-9", "if-range": '"other"' } });
+    expect(staleIfRange.status).toBe(200);
+    await staleIfRange.arrayBuffer();
+    expect(origin.count("/dir/pic.png")).toBe(1);
+  });
+
+  it("keeps byte accounting exact after a storm of concurrent requests and evictions", async () => {
+    const local = await startTestOrigin();
+    const sizes = new Map<string, Buffer>();
+    for (let i = 0; i < 40; i++) {
+      const body = await makeJpeg(64 + i * 8, 64 + i * 4, i + 1);
+      sizes.set(`/s${i}.jpg`, body);
+      local.set(`/s${i}.jpg`, bytesRoute(body, "image/jpeg", i % 3));
+    }
+    const total = [...sizes.values()].reduce((sum, body) => sum + body.length, 0);
+    // Budget for about a third of the set: every wave evicts.
+    const proxy = await proxyFor({ origin: local.url, cacheMaxBytes: Math.floor(total / 3), cacheOriginalsShare: 1 });
+    for (let wave = 0; wave < 5; wave++) {
+      await Promise.all(
+        Array.from({ length: 200 }, async (_, i) => {
+          const name = `s${(i * 7 + wave * 13) % 40}.jpg`;
+          const res = await fetch(`${proxy.url}/img/${name}`);
+          const body = Buffer.from(await res.arrayBuffer());
+          expect(sha256(body)).toBe(sha256(sizes.get(`/${name}`) ?? Buffer.alloc(0)));
+        }),
+      );
+    }
+    const stats = proxy.originals.stats();
+    expect(stats.evictions).toBeGreaterThan(0);
+    expect(stats.bytes).toBe(proxy.originals.recount());
+    expect(stats.bytes).toBeLessThanOrEqual(stats.maxBytes);
+    await local.close();
+  });
+
+  it("expires entries after the TTL (injected clock)", async () => {
+    let now = 1_000_000;
+    const proxy = await proxyFor({ origin: origin.url, cacheTtlSeconds: 60 }, { now: () => now });
+    await (await fetch(`${proxy.url}/img/photo.jpg`)).arrayBuffer();
+    const before = origin.count("/photo.jpg");
+    now += 59_000;
+    expect((await fetch(`${proxy.url}/img/photo.jpg`)).headers.get("x-cache")).toBe("HIT");
+    now += 2_000;
+    const expired = await fetch(`${proxy.url}/img/photo.jpg`);
+    expect(expired.headers.get("x-cache")).toBe("MISS");
+    await expired.arrayBuffer();
+    expect(origin.count("/photo.jpg")).toBe(before + 1);
+  });
+});
+
+describe("rate limiting", () => {
+  it("answers 429 with Retry-After and RateLimit headers over the limit, and recovers after refill", async () => {
+    let now = 5_000_000;
+    const proxy = await proxyFor({ origin: origin.url, rateLimit: 2, rateBurst: 3 }, { now: () => now });
+    const statuses: number[] = [];
+    let lastAllowed: Response | undefined;
+    let limited: Response | undefined;
+    for (let i = 0; i < 5; i++) {
+      const res = await fetch(`${proxy.url}/img/photo.jpg`);
+      statuses.push(res.status);
+      if (res.status === 200) lastAllowed = res;
+      else limited = res;
+      await res.arrayBuffer();
+    }
+    expect(statuses).toEqual([200, 200, 200, 429, 429]);
+    expect(lastAllowed?.headers.get("ratelimit-policy")).toBe('"default";q=3;w=2');
+    expect(lastAllowed?.headers.get("ratelimit")).toBe('"default";r=0;t=2');
+    expect(limited?.headers.get("retry-after")).toBe("1");
+    expect(limited?.headers.get("cache-control")).toBeNull();
+    expect(await (await fetch(`${proxy.url}/img/photo.jpg`)).json()).toMatchObject({ error: "RATE_LIMITED" });
+    expect((await fetch(`${proxy.url}/healthz`)).status).toBe(200); // exempt
+    expect((await fetch(`${proxy.url}/api/stats`)).status).toBe(200); // exempt
+    now += 500; // half a second refills one token at 2/s
+    expect((await fetch(`${proxy.url}/img/photo.jpg`)).status).toBe(200);
+    expect((await fetch(`${proxy.url}/img/photo.jpg`)).status).toBe(429);
+    const stats = (await (await fetch(`${proxy.url}/api/stats`)).json()) as { rateLimited: number };
+    expect(stats.rateLimited).toBe(4);
+  });
+
+  it("ignores a spoofed X-Forwarded-For unless --trust-proxy is set", async () => {
+    const now = 1;
+    const strict = await proxyFor({ origin: origin.url, rateLimit: 1, rateBurst: 1 }, { now: () => now });
+    expect((await fetch(`${strict.url}/img/photo.jpg`, { headers: { "x-forwarded-for": "10.0.0.1" } })).status).toBe(200);
+    expect((await fetch(`${strict.url}/img/photo.jpg`, { headers: { "x-forwarded-for": "10.0.0.2" } })).status).toBe(429);
+    const trusting = await proxyFor({ origin: origin.url, rateLimit: 1, rateBurst: 1, trustProxy: 1 }, { now: () => now });
+    expect((await fetch(`${trusting.url}/img/photo.jpg`, { headers: { "x-forwarded-for": "10.0.0.1" } })).status).toBe(200);
+    expect((await fetch(`${trusting.url}/img/photo.jpg`, { headers: { "x-forwarded-for": "10.0.0.2" } })).status).toBe(200);
+    expect((await fetch(`${trusting.url}/img/photo.jpg`, { headers: { "x-forwarded-for": "10.0.0.2" } })).status).toBe(429);
+  });
+});
+
+describe("errors", () => {
+  async function expectError(url: string, status: number, code: string): Promise<Response> {
+    const res = await fetch(url);
+    expect(res.status).toBe(status);
+    expect(res.headers.get("content-type")).toMatch(/^application\/json/);
+    expect(res.headers.get("cache-control")).toBeNull();
+    expect(await res.json()).toMatchObject({ error: code, message: expect.any(String) as string });
+    return res;
+  }
+
+  it("maps origin failures to clear JSON errors, caches none of them and stays up", async () => {
+    const proxy = await proxyFor({ origin: origin.url, originHeadersTimeoutMs: 300, originTotalTimeoutMs: 1000, maxSourceBytes: 1024 * 1024, negativeTtlSeconds: 0 });
+    await expectError(`${proxy.url}/img/missing.jpg`, 404, "ORIGIN_NOT_FOUND");
+    await expectError(`${proxy.url}/img/forbidden.jpg`, 403, "ORIGIN_FORBIDDEN");
+    await expectError(`${proxy.url}/img/boom.jpg`, 502, "ORIGIN_FAILED");
+    await expectError(`${proxy.url}/img/reset.jpg`, 502, "ORIGIN_FAILED");
+    await expectError(`${proxy.url}/img/stall.jpg`, 504, "ORIGIN_TIMEOUT");
+    await expectError(`${proxy.url}/img/text.jpg`, 415, "NOT_AN_IMAGE");
+    await expectError(`${proxy.url}/img/liar.jpg`, 413, "SOURCE_TOO_LARGE");
+    await expectError(`${proxy.url}/img/photo.jpg?bogus=1`, 400, "INVALID_OPTIONS");
+    await expectError(`${proxy.url}/nope`, 404, "NOT_FOUND");
+    const before = origin.count("/boom.jpg");
+    await expectError(`${proxy.url}/img/boom.jpg`, 502, "ORIGIN_FAILED");
+    expect(origin.count("/boom.jpg")).toBe(before + 1); // failures are not cached
+    expect(proxy.originals.stats().entries).toBe(0);
+    expect((await fetch(`${proxy.url}/healthz`)).status).toBe(200);
+    const post = await fetch(`${proxy.url}/img/photo.jpg`, { method: "POST" });
+    expect(post.status).toBe(405);
+  });
+
+  it("remembers a 404 briefly (negative cache) and forgets it after its TTL", async () => {
+    let now = 1_000;
+    const proxy = await proxyFor({ origin: origin.url, negativeTtlSeconds: 10 }, { now: () => now });
+    await expectError(`${proxy.url}/img/absent.jpg`, 404, "ORIGIN_NOT_FOUND");
+    await expectError(`${proxy.url}/img/absent.jpg`, 404, "ORIGIN_NOT_FOUND");
+    expect(origin.count("/absent.jpg")).toBe(1);
+    now += 11_000;
+    await expectError(`${proxy.url}/img/absent.jpg`, 404, "ORIGIN_NOT_FOUND");
+    expect(origin.count("/absent.jpg")).toBe(2);
+  });
+
+  it("refuses oversized URLs (414) and header blocks (431)", async () => {
+    const proxy = await proxyFor({ origin: origin.url });
+    expect((await fetch(`${proxy.url}/img/${"a".repeat(9000)}.jpg`)).status).toBe(414);
+    const status = await new Promise<string>((resolve) => {
+      const socket = connect(proxy.port, "127.0.0.1", () => {
+        socket.write(`GET /img/photo.jpg HTTP/1.1\r\nHost: x\r\nX-Big: ${"b".repeat(20_000)}\r\n\r\n`);
+      });
+      let data = "";
+      socket.on("data", (chunk: Buffer) => (data += chunk.toString()));
+      socket.on("close", () => resolve(data.split("\r\n")[0] ?? ""));
+      socket.on("error", () => resolve(data.split("\r\n")[0] ?? ""));
+    });
+    expect(status).toMatch(/^HTTP\/1\.1 431/);
+  });
+});
+
+describe("directory origin", () => {
+  it("serves files under the root and refuses every traversal", async () => {
+    const root = await mkdtemp(join(tmpdir(), "imagika-fs-"));
+    const outside = await mkdtemp(join(tmpdir(), "imagika-outside-"));
+    await mkdir(join(root, "sub"));
+    await writeFile(join(root, "sub", "a.jpg"), jpeg);
+    await writeFile(join(outside, "secret.jpg"), jpeg);
+    await symlink(join(outside, "secret.jpg"), join(root, "escape.jpg"));
+    await symlink(outside, join(root, "linkdir"));
+    const proxy = await proxyFor({ origin: root });
+    const ok = await fetch(`${proxy.url}/img/sub/a.jpg`);
+    expect(ok.status).toBe(200);
+    expect(sha256(Buffer.from(await ok.arrayBuffer()))).toBe(sha256(jpeg));
+    const attempts: Array<[string, number]> = [
+      ["/img/../etc/passwd", 404], // fetch() normalises "..": it never reaches /img/
+      ["/img/sub/..%2f..%2fetc%2fpasswd", 400],
+      ["/img/%2e%2e/%2e%2e/etc/passwd", 400],
+      ["/img/sub/%2E%2E/a.jpg", 400],
+      ["/img/%252e%252e/etc/passwd", 400],
+      ["/img/sub%5c..%5ca.jpg", 400],
+      ["/img/a.jpg%00.png", 400],
+      ["/img//etc/passwd", 400],
+      ["/img/%2fetc%2fpasswd", 400],
+      ["/img/escape.jpg", 403],
+      ["/img/linkdir/secret.jpg", 403],
+      ["/img/sub", 404],
+      ["/img/nothing.jpg", 404],
+    ];
+    for (const [path, status] of attempts) {
+      const res = await fetch(`${proxy.url}${path}`);
+      expect({ path, status: res.status }).toEqual({ path, status });
+      if (status !== 404 || path !== "/img/../etc/passwd") expect(((await res.json()) as { error: string }).error).toBeTruthy();
+    }
+    expect(proxy.originals.stats().entries).toBe(1);
+  });
+});
+
+describe("health and shutdown", () => {
+  it("reports readiness from the origin", async () => {
+    const down = await proxyFor({ origin: "http://127.0.0.1:9/", originConnectTimeoutMs: 300 });
+    expect((await fetch(`${down.url}/readyz`)).status).toBe(503);
+    const up = await proxyFor({ origin: origin.url });
+    expect((await fetch(`${up.url}/readyz`)).status).toBe(200);
+    expect(await (await fetch(`${up.url}/healthz`)).json()).toEqual({ status: "ok" });
+  });
+
+  it("finishes a request in flight when shutting down, then stops accepting", async () => {
+    const proxy = await startProxy({ origin: origin.url });
+    const inflight = fetch(`${proxy.url}/img/slow.jpg`).then(async (res) => ({ status: res.status, hash: sha256(Buffer.from(await res.arrayBuffer())) }));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const closed = proxy.close();
+    expect(await inflight).toEqual({ status: 200, hash: sha256(jpeg) });
+    await closed;
+    await expect(fetch(`${proxy.url}/healthz`)).rejects.toThrow();
+  });
+});
