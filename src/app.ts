@@ -8,6 +8,7 @@ import { ProxyError } from "./errors.ts";
 import type { Fetcher } from "./fetcher/fetcher.ts";
 import { FsFetcher } from "./fetcher/fs-fetcher.ts";
 import { HttpFetcher } from "./fetcher/http-fetcher.ts";
+import { S3Fetcher } from "./fetcher/s3-fetcher.ts";
 import { createHttpServer } from "./http/server.ts";
 import type { HttpServer } from "./http/server.ts";
 import { StaticFiles } from "./http/static-files.ts";
@@ -48,7 +49,7 @@ function createFetcher(config: Config): Fetcher & { fetchListing?: () => Promise
     case "fs":
       return new FsFetcher(config.origin);
     case "s3":
-      throw new Error("the S3 origin is not available in this build yet");
+      return new S3Fetcher(config.origin);
   }
 }
 

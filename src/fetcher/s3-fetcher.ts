@@ -1,0 +1,90 @@
+import { GetObjectCommand, HeadBucketCommand, S3Client, S3ServiceException } from "@aws-sdk/client-s3";
+import type { OriginConfig } from "../config/config.ts";
+import { ProxyError } from "../errors.ts";
+import type { Fetcher } from "./fetcher.ts";
+
+/**
+ * Originals from S3 (or an S3-compatible store via --s3-endpoint, path-style). Credentials come from the standard
+ * AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, profiles, instance roles). The object is streamed and cut at
+ * maxSourceBytes whatever ContentLength says.
+ */
+export class S3Fetcher implements Fetcher {
+  readonly description: string;
+  readonly #client: S3Client;
+  readonly #bucket: string;
+  readonly #prefix: string;
+  readonly #config: OriginConfig;
+
+  constructor(config: OriginConfig) {
+    if (config.spec.kind !== "s3") throw new Error("S3Fetcher needs an s3:// origin");
+    this.#config = config;
+    this.#bucket = config.spec.bucket;
+    this.#prefix = config.spec.prefix;
+    this.description = `s3://${config.spec.bucket}/${config.spec.prefix}`;
+    this.#client = new S3Client({
+      region: config.s3Region,
+      ...(config.s3Endpoint !== "" ? { endpoint: config.s3Endpoint, forcePathStyle: true } : {}),
+      maxAttempts: 2,
+      requestHandler: { connectionTimeout: config.connectTimeoutMs, requestTimeout: config.headersTimeoutMs },
+    });
+  }
+
+  async fetchOriginal(path: string, signal?: AbortSignal): Promise<Buffer> {
+    const deadline = AbortSignal.timeout(this.#config.totalTimeoutMs);
+    const abortSignal = signal ? AbortSignal.any([signal, deadline]) : deadline;
+    const maxBytes = this.#config.maxSourceBytes;
+    try {
+      const object = await this.#client.send(new GetObjectCommand({ Bucket: this.#bucket, Key: this.#prefix + path }), { abortSignal });
+      const body = object.Body as (AsyncIterable<Uint8Array> & { destroy?: () => void }) | undefined;
+      if (!body) throw new ProxyError("ORIGIN_FAILED", "S3 returned no body");
+      if (object.ContentLength !== undefined && object.ContentLength > maxBytes) {
+        body.destroy?.();
+        throw new ProxyError("SOURCE_TOO_LARGE", `the original is ${object.ContentLength} bytes, more than the ${maxBytes}-byte limit`);
+      }
+      const chunks: Buffer[] = [];
+      let total = 0;
+      for await (const chunk of body) {
+        total += chunk.byteLength;
+        if (total > maxBytes) {
+          body.destroy?.();
+          throw new ProxyError("SOURCE_TOO_LARGE", `the original is larger than the ${maxBytes}-byte limit`);
+        }
+        chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      }
+      return Buffer.concat(chunks, total);
+    } catch (error) {
+      throw translateS3Error(error, deadline);
+    }
+  }
+
+  async checkReady(): Promise<void> {
+    try {
+      await this.#client.send(new HeadBucketCommand({ Bucket: this.#bucket }), { abortSignal: AbortSignal.timeout(5000) });
+    } catch (error) {
+      throw translateS3Error(error, undefined);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#client.destroy();
+  }
+}
+
+function translateS3Error(error: unknown, deadline: AbortSignal | undefined): ProxyError {
+  if (error instanceof ProxyError) return error;
+  if (error instanceof S3ServiceException) {
+    const status = error.$metadata.httpStatusCode ?? 0;
+    if (error.name === "NoSuchKey" || error.name === "NotFound" || status === 404) {
+      return new ProxyError("ORIGIN_NOT_FOUND", "the origin has no such image", { cause: error });
+    }
+    if (status === 403 || status === 401 || error.name === "AccessDenied") {
+      return new ProxyError("ORIGIN_FORBIDDEN", `S3 refused access (${error.name})`, { cause: error });
+    }
+    return new ProxyError("ORIGIN_FAILED", `S3 answered ${status} ${error.name}`, { cause: error });
+  }
+  const name = (error as { name?: unknown } | null)?.name;
+  if (deadline?.aborted || name === "TimeoutError" || name === "AbortError") {
+    return new ProxyError("ORIGIN_TIMEOUT", "S3 did not answer in time", { cause: error });
+  }
+  return new ProxyError("ORIGIN_FAILED", "S3 could not be reached", { cause: error });
+}

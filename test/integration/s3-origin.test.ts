@@ -1,0 +1,76 @@
+import { CreateBucketCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import S3rver from "s3rver";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { App } from "../../src/app.ts";
+import { makeJpeg, sha256 } from "../helpers/images.ts";
+import { startProxy } from "../helpers/proxy.ts";
+
+// s3rver: a real S3-compatible server (REST + SigV4) on loopback; its fixed credentials are S3RVER/S3RVER.
+let server: S3rver;
+let endpoint: string;
+let jpeg: Buffer;
+const apps: App[] = [];
+
+beforeAll(async () => {
+  const directory = await mkdtemp(join(tmpdir(), "imagika-s3-"));
+  server = new S3rver({ port: 0, address: "127.0.0.1", silent: true, directory });
+  const address = (await server.run()) as { port: number };
+  endpoint = `http://127.0.0.1:${address.port}`;
+  process.env.AWS_ACCESS_KEY_ID = "S3RVER";
+  process.env.AWS_SECRET_ACCESS_KEY = "S3RVER";
+  const client = new S3Client({ region: "us-east-1", endpoint, forcePathStyle: true, credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" } });
+  await client.send(new CreateBucketCommand({ Bucket: "photos" }));
+  jpeg = await makeJpeg(800, 600, 11);
+  await client.send(new PutObjectCommand({ Bucket: "photos", Key: "originals/trip/beach.jpg", Body: jpeg }));
+  await client.send(new PutObjectCommand({ Bucket: "photos", Key: "originals/big.jpg", Body: Buffer.concat([jpeg, Buffer.alloc(300_000)]) }));
+  client.destroy();
+});
+
+afterAll(async () => {
+  await Promise.all(apps.map((app) => app.close()));
+  await server.close();
+});
+
+async function proxy(overrides: Partial<Parameters<typeof startProxy>[0]> = {}): Promise<App> {
+  const app = await startProxy({ origin: "s3://photos/originals", s3Endpoint: endpoint, ...overrides });
+  apps.push(app);
+  return app;
+}
+
+describe("S3 origin", () => {
+  it("delivers the object's exact bytes through the proxy, fetched once", async () => {
+    const app = await proxy();
+    const first = await fetch(`${app.url}/img/trip/beach.jpg`);
+    expect(first.status).toBe(200);
+    expect(first.headers.get("content-type")).toBe("image/jpeg");
+    expect(sha256(Buffer.from(await first.arrayBuffer()))).toBe(sha256(jpeg));
+    const second = await fetch(`${app.url}/img/trip/beach.jpg`);
+    expect(second.headers.get("x-cache")).toBe("HIT");
+    expect(sha256(Buffer.from(await second.arrayBuffer()))).toBe(sha256(jpeg));
+    expect(app.stats.originFetches).toBe(1);
+    expect((await fetch(`${app.url}/readyz`)).status).toBe(200);
+  });
+
+  it("maps NoSuchKey to 404, refused credentials to 403 and oversized objects to 413", async () => {
+    const app = await proxy({ maxSourceBytes: 200_000 });
+    const missing = await fetch(`${app.url}/img/nope.jpg`);
+    expect(missing.status).toBe(404);
+    expect(await missing.json()).toMatchObject({ error: "ORIGIN_NOT_FOUND" });
+    const big = await fetch(`${app.url}/img/big.jpg`);
+    expect(big.status).toBe(413);
+    expect(await big.json()).toMatchObject({ error: "SOURCE_TOO_LARGE" });
+
+    process.env.AWS_SECRET_ACCESS_KEY = "wrong";
+    try {
+      const denied = await proxy();
+      const res = await fetch(`${denied.url}/img/trip/beach.jpg`);
+      expect(res.status).toBe(403);
+      expect(await res.json()).toMatchObject({ error: "ORIGIN_FORBIDDEN" });
+    } finally {
+      process.env.AWS_SECRET_ACCESS_KEY = "S3RVER";
+    }
+  });
+});
