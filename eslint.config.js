@@ -5,7 +5,10 @@ import tseslint from "typescript-eslint";
 
 /** Module boundaries from STYLE.md: each folder may only reach the seams it is allowed to. */
 const boundary = (/** @type {string[]} */ patterns, /** @type {string} */ message) => ({
-  "no-restricted-imports": ["error", { patterns: [{ group: patterns, message }] }],
+  "no-restricted-imports": /** @type {import("eslint").Linter.RuleEntry} */ ([
+    "error",
+    { patterns: [{ group: patterns, message }] },
+  ]),
 });
 
 export default tseslint.config(
@@ -29,11 +32,17 @@ export default tseslint.config(
   },
   {
     files: ["src/config/**", "src/errors.ts", "src/log.ts"],
-    rules: boundary(["../http/*", "../proxy/*", "../cache/*", "../fetcher/*", "../transform/*", "../rate-limit/*"], "config, errors and log stand alone"),
+    rules: boundary(
+      ["../http/*", "../proxy/*", "../cache/*", "../fetcher/*", "../transform/*", "../rate-limit/*"],
+      "config, errors and log stand alone",
+    ),
   },
   {
     files: ["src/cache/**", "src/fetcher/**", "src/rate-limit/**"],
-    rules: boundary(["../http/*", "../transform/*", "../proxy/*"], "storage and fetching do not know about HTTP, transforms or the proxy"),
+    rules: boundary(
+      ["../http/*", "../transform/*", "../proxy/*"],
+      "storage and fetching do not know about HTTP, transforms or the proxy",
+    ),
   },
   {
     files: ["src/transform/**"],
@@ -45,7 +54,10 @@ export default tseslint.config(
   },
   {
     files: ["src/http/**"],
-    rules: boundary(["sharp", "redis", "../../cache/*", "../cache/*"], "http talks to the proxy, not to storage internals"),
+    rules: boundary(
+      ["sharp", "redis", "../../cache/*", "../cache/*"],
+      "http talks to the proxy, not to storage internals",
+    ),
   },
   {
     files: ["origin-server/**"],

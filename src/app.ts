@@ -14,6 +14,7 @@ import type { HttpServer } from "./http/server.ts";
 import { StaticFiles } from "./http/static-files.ts";
 import { createLogger } from "./log.ts";
 import type { Logger } from "./log.ts";
+import { Metrics } from "./metrics.ts";
 import { ImageProxy } from "./proxy/image-proxy.ts";
 import { ProxyStats } from "./proxy/stats.ts";
 import { TokenBucketLimiter } from "./rate-limit/token-bucket.ts";
@@ -58,10 +59,18 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const log = options.logger ?? createLogger(config.log);
   const stats = new ProxyStats();
   const fetcher = createFetcher(config);
-  const cacheOptions = { maxEntryBytes: config.cache.maxEntryBytes, ttlSeconds: config.cache.ttlSeconds, ...(options.now ? { now: options.now } : {}) };
+  const cacheOptions = {
+    maxEntryBytes: config.cache.maxEntryBytes,
+    ttlSeconds: config.cache.ttlSeconds,
+    ...(options.now ? { now: options.now } : {}),
+  };
   const originalsBytes = Math.floor(config.cache.maxBytes * config.cache.originalsShare);
   const originals = new MemoryCache({ name: "originals", maxBytes: originalsBytes, ...cacheOptions });
-  const variants = new MemoryCache({ name: "variants", maxBytes: config.cache.maxBytes - originalsBytes, ...cacheOptions });
+  const variants = new MemoryCache({
+    name: "variants",
+    maxBytes: config.cache.maxBytes - originalsBytes,
+    ...cacheOptions,
+  });
   const transformer = new Transformer(config.transform);
   const proxy = new ImageProxy({
     fetcher,
@@ -75,7 +84,11 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   });
   const limiter =
     config.rateLimit.perSecond > 0
-      ? new TokenBucketLimiter({ perSecond: config.rateLimit.perSecond, burst: config.rateLimit.burst, ...(options.now ? { now: options.now } : {}) })
+      ? new TokenBucketLimiter({
+          perSecond: config.rateLimit.perSecond,
+          burst: config.rateLimit.burst,
+          ...(options.now ? { now: options.now } : {}),
+        })
       : undefined;
   const webRoot = config.http.webRoot !== "" ? config.http.webRoot : resolve(REPO_ROOT, "web/dist");
   const staticFiles = existsSync(webRoot) ? new StaticFiles(webRoot) : undefined;
@@ -120,6 +133,110 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     };
   };
 
+  const metrics = new Metrics();
+  const tiers = [originals, variants];
+  metrics.sample([
+    {
+      name: "imagika_cache_bytes",
+      help: "Bytes held per cache tier",
+      type: "gauge",
+      labelNames: ["tier"],
+      read: () => tiers.map((t) => ({ labels: { tier: `memory-${t.name}` }, value: t.stats().bytes })),
+    },
+    {
+      name: "imagika_cache_entries",
+      help: "Entries per cache tier",
+      type: "gauge",
+      labelNames: ["tier"],
+      read: () => tiers.map((t) => ({ labels: { tier: `memory-${t.name}` }, value: t.stats().entries })),
+    },
+    {
+      name: "imagika_cache_max_bytes",
+      help: "Byte budget per cache tier",
+      type: "gauge",
+      labelNames: ["tier"],
+      read: () => tiers.map((t) => ({ labels: { tier: `memory-${t.name}` }, value: t.stats().maxBytes })),
+    },
+    {
+      name: "imagika_cache_evictions_total",
+      help: "Entries evicted to make room, per tier",
+      type: "counter",
+      labelNames: ["tier"],
+      read: () => tiers.map((t) => ({ labels: { tier: `memory-${t.name}` }, value: t.stats().evictions })),
+    },
+    {
+      name: "imagika_cache_lookups_total",
+      help: "Cache lookups by result",
+      type: "counter",
+      labelNames: ["result"],
+      read: () => [
+        { labels: { result: "hit" }, value: stats.hits },
+        { labels: { result: "miss" }, value: stats.misses },
+      ],
+    },
+    {
+      name: "imagika_origin_fetches_total",
+      help: "Fetches of originals from the origin",
+      type: "counter",
+      read: () => [{ value: stats.originFetches }],
+    },
+    {
+      name: "imagika_origin_errors_total",
+      help: "Failed origin fetches by error code",
+      type: "counter",
+      labelNames: ["code"],
+      read: () => [...stats.originErrorsByCode].map(([code, value]) => ({ labels: { code }, value })),
+    },
+    {
+      name: "imagika_coalesced_requests_total",
+      help: "Requests that waited on another request's fetch or transform",
+      type: "counter",
+      read: () => [{ value: stats.coalesced }],
+    },
+    {
+      name: "imagika_transforms_total",
+      help: "Transforms run",
+      type: "counter",
+      read: () => [{ value: transformer.stats().transforms }],
+    },
+    {
+      name: "imagika_transforms_in_flight",
+      help: "Transforms running now",
+      type: "gauge",
+      read: () => [{ value: transformer.stats().inFlight }],
+    },
+    {
+      name: "imagika_transforms_queued",
+      help: "Transforms waiting for a slot",
+      type: "gauge",
+      read: () => [{ value: transformer.stats().queued }],
+    },
+    {
+      name: "imagika_shed_total",
+      help: "Requests refused with 503 because the transform queue was full",
+      type: "counter",
+      read: () => [{ value: transformer.stats().rejected }],
+    },
+    {
+      name: "imagika_rate_limited_total",
+      help: "Requests refused with 429",
+      type: "counter",
+      read: () => [{ value: stats.rateLimited }],
+    },
+    {
+      name: "imagika_bytes_served_total",
+      help: "Response body bytes sent for images",
+      type: "counter",
+      read: () => [{ value: stats.bytesServed }],
+    },
+    {
+      name: "imagika_original_bytes_equivalent_total",
+      help: "Bytes the originals behind every served image would have cost",
+      type: "counter",
+      read: () => [{ value: stats.originalBytesEquivalent }],
+    },
+  ]);
+
   const http = createHttpServer({
     config: config.http,
     image: { maxOutputDimension: config.transform.maxOutputDimension, ignoredKeys: SIGNATURE_KEYS },
@@ -127,6 +244,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     stats,
     limiter,
     log,
+    metrics,
     checkOrigin: () => fetcher.checkReady(),
     listImages,
     snapshot,

@@ -2,7 +2,14 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { App, AppOptions } from "./app.ts";
-import { buildConfig, ENV_PREFIX, ORIGIN_ENV_PREFIX, ORIGIN_SETTINGS, PROXY_SETTINGS, SAMPLES_SETTINGS } from "./config/config.ts";
+import {
+  buildConfig,
+  ENV_PREFIX,
+  ORIGIN_ENV_PREFIX,
+  ORIGIN_SETTINGS,
+  PROXY_SETTINGS,
+  SAMPLES_SETTINGS,
+} from "./config/config.ts";
 import type { Config } from "./config/config.ts";
 import { ConfigError, formatHelp, loadSettings } from "./config/settings.ts";
 import { generateSamples, hasImages } from "../origin-server/samples.ts";
@@ -18,7 +25,13 @@ const COMMANDS: Record<string, string> = {
 };
 
 function mainHelp(): string {
-  const lines = ["Usage: imagika <command> [options]", "", "Imagika: a fast, safe image proxy for high-resolution originals.", "", "Commands:"];
+  const lines = [
+    "Usage: imagika <command> [options]",
+    "",
+    "Imagika: a fast, safe image proxy for high-resolution originals.",
+    "",
+    "Commands:",
+  ];
   for (const [name, text] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(10)}${text}`);
   lines.push("", "Run 'imagika <command> --help' for the options of a command.");
   return lines.join("\n");
@@ -28,7 +41,12 @@ function mainHelp(): string {
 const START_SETTINGS = {
   ...PROXY_SETTINGS,
   originPort: { ...ORIGIN_SETTINGS.port, flag: "origin-port", env: "ORIGIN_PORT" },
-  dir: { ...ORIGIN_SETTINGS.dir, flag: "dir", env: "DIR", help: "Directory of originals (samples are generated here when it is empty)" },
+  dir: {
+    ...ORIGIN_SETTINGS.dir,
+    flag: "dir",
+    env: "DIR",
+    help: "Directory of originals (samples are generated here when it is empty)",
+  },
   latencyMs: { ...ORIGIN_SETTINGS.latencyMs, flag: "origin-latency-ms", env: "ORIGIN_LATENCY_MS" },
   bandwidth: { ...ORIGIN_SETTINGS.bandwidth, flag: "origin-bandwidth", env: "ORIGIN_BANDWIDTH" },
   sampleCount: { ...SAMPLES_SETTINGS.count, flag: "sample-count", env: "SAMPLE_COUNT" },
@@ -54,16 +72,24 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<vo
   try {
     switch (command) {
       case "proxy":
-        if (wantsHelp) return void console.log(formatHelp("imagika proxy [options]", COMMANDS.proxy!, PROXY_SETTINGS, ENV_PREFIX));
+        if (wantsHelp)
+          return void console.log(formatHelp("imagika proxy [options]", COMMANDS.proxy!, PROXY_SETTINGS, ENV_PREFIX));
         return await runProxy(rest, deps);
       case "origin":
-        if (wantsHelp) return void console.log(formatHelp("imagika origin [options]", COMMANDS.origin!, ORIGIN_SETTINGS, ORIGIN_ENV_PREFIX));
+        if (wantsHelp)
+          return void console.log(
+            formatHelp("imagika origin [options]", COMMANDS.origin!, ORIGIN_SETTINGS, ORIGIN_ENV_PREFIX),
+          );
         return await runOrigin(rest);
       case "samples":
-        if (wantsHelp) return void console.log(formatHelp("imagika samples [options]", COMMANDS.samples!, SAMPLES_SETTINGS, "IMAGIKA_SAMPLES_"));
+        if (wantsHelp)
+          return void console.log(
+            formatHelp("imagika samples [options]", COMMANDS.samples!, SAMPLES_SETTINGS, "IMAGIKA_SAMPLES_"),
+          );
         return await runSamples(rest);
       case "start":
-        if (wantsHelp) return void console.log(formatHelp("imagika start [options]", COMMANDS.start!, START_SETTINGS, ENV_PREFIX));
+        if (wantsHelp)
+          return void console.log(formatHelp("imagika start [options]", COMMANDS.start!, START_SETTINGS, ENV_PREFIX));
         return await runStart(rest, deps);
     }
   } catch (error) {
@@ -104,9 +130,14 @@ async function runProxy(argv: readonly string[], deps: CliDeps): Promise<void> {
 }
 
 async function runOrigin(argv: readonly string[]): Promise<void> {
-  const { values, positionals } = loadSettings(ORIGIN_SETTINGS, { env: process.env, argv, envPrefix: ORIGIN_ENV_PREFIX });
+  const { values, positionals } = loadSettings(ORIGIN_SETTINGS, {
+    env: process.env,
+    argv,
+    envPrefix: ORIGIN_ENV_PREFIX,
+  });
   if (positionals.length > 0) throw new ConfigError([`unexpected argument '${positionals[0]}'`]);
-  if (!existsSync(values.dir)) throw new ConfigError([`--dir: directory '${values.dir}' does not exist (run 'imagika samples' to create one)`]);
+  if (!existsSync(values.dir))
+    throw new ConfigError([`--dir: directory '${values.dir}' does not exist (run 'imagika samples' to create one)`]);
   const origin = await startOriginServer({
     dir: values.dir,
     port: values.port,
@@ -119,7 +150,11 @@ async function runOrigin(argv: readonly string[]): Promise<void> {
 }
 
 async function runSamples(argv: readonly string[]): Promise<void> {
-  const { values, positionals } = loadSettings(SAMPLES_SETTINGS, { env: process.env, argv, envPrefix: "IMAGIKA_SAMPLES_" });
+  const { values, positionals } = loadSettings(SAMPLES_SETTINGS, {
+    env: process.env,
+    argv,
+    envPrefix: "IMAGIKA_SAMPLES_",
+  });
   if (positionals.length > 0) throw new ConfigError([`unexpected argument '${positionals[0]}'`]);
   await makeSamples(values.dir, values.count, values.seed);
 }
@@ -174,11 +209,14 @@ async function runStart(argv: readonly string[], deps: CliDeps): Promise<void> {
   const originFromFlags = argv.some((arg) => arg === "--origin" || arg.startsWith("--origin="));
   const config = buildConfig({
     ...values,
-    origin: originFromFlags || process.env[`${ENV_PREFIX}ORIGIN`] ? values.origin : { kind: "http", baseUrl: origin.url },
+    origin:
+      originFromFlags || process.env[`${ENV_PREFIX}ORIGIN`] ? values.origin : { kind: "http", baseUrl: origin.url },
     webRoot: webRoot ?? "",
   });
   const app = await deps.createApp(config);
-  console.log(`\n  Imagika is running\n    gallery + dashboard  ${app.url}/\n    image API            ${app.url}/img/<path>?w=800&f=auto\n    stats                ${app.url}/api/stats\n    origin               ${origin.url}\n\n  Ctrl-C stops everything.\n`);
+  console.log(
+    `\n  Imagika is running\n    gallery + dashboard  ${app.url}/\n    image API            ${app.url}/img/<path>?w=800&f=auto\n    stats                ${app.url}/api/stats\n    origin               ${origin.url}\n\n  Ctrl-C stops everything.\n`,
+  );
   onSignals(async () => {
     await app.close();
     await origin.close();

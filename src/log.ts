@@ -9,7 +9,10 @@ export function createLogger(config: LogConfig): Logger {
   if (config.pretty) {
     return pino({
       level: config.level,
-      transport: { target: "pino-pretty", options: { colorize: true, translateTime: "HH:MM:ss.l", ignore: "pid,hostname" } },
+      transport: {
+        target: "pino-pretty",
+        options: { colorize: true, translateTime: "HH:MM:ss.l", ignore: "pid,hostname" },
+      },
     });
   }
   // Asynchronous writes in 4 KiB batches: a per-request log line must not cost a write(2) each at 30k req/s.

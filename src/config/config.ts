@@ -1,5 +1,5 @@
 import { availableParallelism } from "node:os";
-import { bandwidth, bool, bytes, float, int, list, oneOf, text } from "./parsers.ts";
+import { bandwidth, bool, bytes, float, int, oneOf, text } from "./parsers.ts";
 import type { ParseResult } from "./parsers.ts";
 import { loadSettings, setting } from "./settings.ts";
 import type { SettingValues } from "./settings.ts";
@@ -35,7 +35,14 @@ export function parseOriginSpec(raw: string): ParseResult<OriginSpec> {
     if (url.protocol === "s3:") {
       if (url.hostname === "") return { ok: false, expected };
       const prefix = url.pathname.replace(/^\/+/, "");
-      return { ok: true, value: { kind: "s3", bucket: url.hostname, prefix: prefix === "" || prefix.endsWith("/") ? prefix : `${prefix}/` } };
+      return {
+        ok: true,
+        value: {
+          kind: "s3",
+          bucket: url.hostname,
+          prefix: prefix === "" || prefix.endsWith("/") ? prefix : `${prefix}/`,
+        },
+      };
     }
     return { ok: false, expected };
   }
@@ -44,47 +51,248 @@ export function parseOriginSpec(raw: string): ParseResult<OriginSpec> {
 
 /** Every proxy setting; `imagika proxy --help` and docs/operations.md are generated from this table. */
 export const PROXY_SETTINGS = {
-  port: setting({ flag: "port", env: "PORT", parse: int(0, 65_535), default: 8080, help: "TCP port to listen on (0 picks a free one)" }),
-  host: setting({ flag: "host", env: "HOST", parse: text(), default: "127.0.0.1", help: "Address to bind (0.0.0.0 for every interface)" }),
+  port: setting({
+    flag: "port",
+    env: "PORT",
+    parse: int(0, 65_535),
+    default: 8080,
+    help: "TCP port to listen on (0 picks a free one)",
+  }),
+  host: setting({
+    flag: "host",
+    env: "HOST",
+    parse: text(),
+    default: "127.0.0.1",
+    help: "Address to bind (0.0.0.0 for every interface)",
+  }),
   origin: setting({
     flag: "origin",
     env: "ORIGIN",
     parse: parseOriginSpec,
-    default: { kind: "http", baseUrl: "http://127.0.0.1:8081/" } as OriginSpec,
+    default: { kind: "http", baseUrl: "http://127.0.0.1:8081/" },
     defaultLabel: "http://127.0.0.1:8081/",
     help: "Where originals live: http(s):// base URL (may carry a path prefix), s3://bucket/prefix, or a local directory",
   }),
   s3Region: setting({ flag: "s3-region", env: "S3_REGION", parse: text(), default: "us-east-1", help: "S3 region" }),
-  s3Endpoint: setting({ flag: "s3-endpoint", env: "S3_ENDPOINT", parse: text({ allowEmpty: true }), default: "", help: "S3-compatible endpoint URL (path-style addressing); credentials come from the AWS chain" }),
-  cacheMaxBytes: setting({ flag: "cache-max-bytes", env: "CACHE_MAX_BYTES", parse: bytes(0), default: 512 * MiB, defaultLabel: "512MiB", help: "Memory cache budget in bytes (512MiB, 1GB, plain bytes)" }),
-  cacheMaxEntryBytes: setting({ flag: "cache-max-entry-bytes", env: "CACHE_MAX_ENTRY_BYTES", parse: bytes(1), default: 32 * MiB, defaultLabel: "32MiB", help: "Largest single entry kept in memory; larger responses are served but not cached" }),
-  cacheTtlSeconds: setting({ flag: "cache-ttl-seconds", env: "CACHE_TTL_SECONDS", parse: int(0, 31_536_000), default: 3600, help: "How long an entry stays fresh in the proxy's caches (0 = until evicted)" }),
-  cacheOriginalsShare: setting({ flag: "cache-originals-share", env: "CACHE_ORIGINALS_SHARE", parse: float(0, 1), default: 0.5, help: "Share of the memory budget that fetched originals may use (the rest holds variants)" }),
-  negativeTtlSeconds: setting({ flag: "negative-ttl-seconds", env: "NEGATIVE_TTL_SECONDS", parse: int(0, 3600), default: 10, help: "How long a 404 from the origin is remembered (0 disables)" }),
-  cacheControlMaxAge: setting({ flag: "cache-control-max-age", env: "CACHE_CONTROL_MAX_AGE", parse: int(0, 31_536_000), default: 31_536_000, help: "max-age (seconds) in Cache-Control on image responses" }),
-  rateLimit: setting({ flag: "rate-limit", env: "RATE_LIMIT", parse: float(0, 1_000_000), default: 50, help: "Sustained requests per second per client (0 disables rate limiting)" }),
-  rateBurst: setting({ flag: "rate-burst", env: "RATE_BURST", parse: int(1, 1_000_000), default: 100, help: "Token-bucket capacity: requests a client may make at once" }),
-  trustProxy: setting({ flag: "trust-proxy", env: "TRUST_PROXY", parse: parseTrustProxy, default: 0, bareValue: "1", defaultLabel: "false", help: "Trust X-Forwarded-For from this many proxy hops (true = 1); off: the socket address is the client" }),
-  maxSourceBytes: setting({ flag: "max-source-bytes", env: "MAX_SOURCE_BYTES", parse: bytes(1), default: 64 * MiB, defaultLabel: "64MiB", help: "Largest original the proxy will download (enforced while streaming)" }),
-  originConnectTimeoutMs: setting({ flag: "origin-connect-timeout-ms", env: "ORIGIN_CONNECT_TIMEOUT_MS", parse: int(1, 600_000), default: 5000, help: "Origin TCP connect timeout" }),
-  originHeadersTimeoutMs: setting({ flag: "origin-headers-timeout-ms", env: "ORIGIN_HEADERS_TIMEOUT_MS", parse: int(1, 600_000), default: 10_000, help: "Time the origin has to send response headers" }),
-  originBodyTimeoutMs: setting({ flag: "origin-body-timeout-ms", env: "ORIGIN_BODY_TIMEOUT_MS", parse: int(1, 600_000), default: 10_000, help: "Longest pause between two chunks of the origin's body" }),
-  originTotalTimeoutMs: setting({ flag: "origin-total-timeout-ms", env: "ORIGIN_TOTAL_TIMEOUT_MS", parse: int(1, 600_000), default: 30_000, help: "Deadline for a whole origin download" }),
-  originConnections: setting({ flag: "origin-connections", env: "ORIGIN_CONNECTIONS", parse: int(1, 10_000), default: 64, help: "Keep-alive connections to an HTTP origin" }),
-  maxSourcePixels: setting({ flag: "max-source-pixels", env: "MAX_SOURCE_PIXELS", parse: int(1, 1_000_000_000), default: 50_000_000, help: "Largest original (width x height, read from the header) the proxy will decode" }),
-  maxOutputDimension: setting({ flag: "max-output-dimension", env: "MAX_OUTPUT_DIMENSION", parse: int(1, 16_384), default: 8192, help: "Largest output width or height after dpr" }),
-  maxAnimationFrames: setting({ flag: "max-animation-frames", env: "MAX_ANIMATION_FRAMES", parse: int(1, 10_000), default: 1, help: "Frames of an animated original to process (1 = first frame only)" }),
-  transformConcurrency: setting({ flag: "transform-concurrency", env: "TRANSFORM_CONCURRENCY", parse: int(1, 256), default: CORES, defaultLabel: "number of cores", help: "sharp jobs running at once" }),
-  transformQueue: setting({ flag: "transform-queue", env: "TRANSFORM_QUEUE", parse: int(0, 100_000), default: 64, help: "Transforms waiting for a slot before new ones get 503" }),
-  transformTimeoutMs: setting({ flag: "transform-timeout-ms", env: "TRANSFORM_TIMEOUT_MS", parse: int(1, 600_000), default: 15_000, help: "Time limit of one transform (503 when exceeded)" }),
-  avifEffort: setting({ flag: "avif-effort", env: "AVIF_EFFORT", parse: int(0, 9), default: 2, help: "AVIF encoder effort (0 fastest - 9 smallest)" }),
-  allowSvg: setting({ flag: "allow-svg", env: "ALLOW_SVG", parse: bool(), default: false, bareValue: "true", help: "Rasterise SVG originals (refused by default)" }),
-  adminToken: setting({ flag: "admin-token", env: "ADMIN_TOKEN", parse: text({ allowEmpty: true }), default: "", help: "Bearer token for DELETE /api/cache; unset = admin endpoints answer 404" }),
-  webRoot: setting({ flag: "web-root", env: "WEB_ROOT", parse: text({ allowEmpty: true }), default: "", defaultLabel: "web/dist when built", help: "Directory of the built frontend served at /" }),
-  corsOrigin: setting({ flag: "cors-origin", env: "CORS_ORIGIN", parse: text({ allowEmpty: true }), default: "*", help: "Access-Control-Allow-Origin and Timing-Allow-Origin for image responses (empty: none)" }),
-  shutdownTimeoutMs: setting({ flag: "shutdown-timeout-ms", env: "SHUTDOWN_TIMEOUT_MS", parse: int(0, 600_000), default: 10_000, help: "How long in-flight requests may finish after SIGTERM" }),
-  logLevel: setting({ flag: "log-level", env: "LOG_LEVEL", parse: oneOf(["fatal", "error", "warn", "info", "debug", "trace", "silent"]), default: "info", help: "Log level" }),
-  logPretty: setting({ flag: "log-pretty", env: "LOG_PRETTY", parse: bool(), default: false, bareValue: "true", help: "Human-readable logs instead of JSON lines" }),
+  s3Endpoint: setting({
+    flag: "s3-endpoint",
+    env: "S3_ENDPOINT",
+    parse: text({ allowEmpty: true }),
+    default: "",
+    help: "S3-compatible endpoint URL (path-style addressing); credentials come from the AWS chain",
+  }),
+  cacheMaxBytes: setting({
+    flag: "cache-max-bytes",
+    env: "CACHE_MAX_BYTES",
+    parse: bytes(0),
+    default: 512 * MiB,
+    defaultLabel: "512MiB",
+    help: "Memory cache budget in bytes (512MiB, 1GB, plain bytes)",
+  }),
+  cacheMaxEntryBytes: setting({
+    flag: "cache-max-entry-bytes",
+    env: "CACHE_MAX_ENTRY_BYTES",
+    parse: bytes(1),
+    default: 32 * MiB,
+    defaultLabel: "32MiB",
+    help: "Largest single entry kept in memory; larger responses are served but not cached",
+  }),
+  cacheTtlSeconds: setting({
+    flag: "cache-ttl-seconds",
+    env: "CACHE_TTL_SECONDS",
+    parse: int(0, 31_536_000),
+    default: 3600,
+    help: "How long an entry stays fresh in the proxy's caches (0 = until evicted)",
+  }),
+  cacheOriginalsShare: setting({
+    flag: "cache-originals-share",
+    env: "CACHE_ORIGINALS_SHARE",
+    parse: float(0, 1),
+    default: 0.5,
+    help: "Share of the memory budget that fetched originals may use (the rest holds variants)",
+  }),
+  negativeTtlSeconds: setting({
+    flag: "negative-ttl-seconds",
+    env: "NEGATIVE_TTL_SECONDS",
+    parse: int(0, 3600),
+    default: 10,
+    help: "How long a 404 from the origin is remembered (0 disables)",
+  }),
+  cacheControlMaxAge: setting({
+    flag: "cache-control-max-age",
+    env: "CACHE_CONTROL_MAX_AGE",
+    parse: int(0, 31_536_000),
+    default: 31_536_000,
+    help: "max-age (seconds) in Cache-Control on image responses",
+  }),
+  rateLimit: setting({
+    flag: "rate-limit",
+    env: "RATE_LIMIT",
+    parse: float(0, 1_000_000),
+    default: 50,
+    help: "Sustained requests per second per client (0 disables rate limiting)",
+  }),
+  rateBurst: setting({
+    flag: "rate-burst",
+    env: "RATE_BURST",
+    parse: int(1, 1_000_000),
+    default: 100,
+    help: "Token-bucket capacity: requests a client may make at once",
+  }),
+  trustProxy: setting({
+    flag: "trust-proxy",
+    env: "TRUST_PROXY",
+    parse: parseTrustProxy,
+    default: 0,
+    bareValue: "1",
+    defaultLabel: "false",
+    help: "Trust X-Forwarded-For from this many proxy hops (true = 1); off: the socket address is the client",
+  }),
+  maxSourceBytes: setting({
+    flag: "max-source-bytes",
+    env: "MAX_SOURCE_BYTES",
+    parse: bytes(1),
+    default: 64 * MiB,
+    defaultLabel: "64MiB",
+    help: "Largest original the proxy will download (enforced while streaming)",
+  }),
+  originConnectTimeoutMs: setting({
+    flag: "origin-connect-timeout-ms",
+    env: "ORIGIN_CONNECT_TIMEOUT_MS",
+    parse: int(1, 600_000),
+    default: 5000,
+    help: "Origin TCP connect timeout",
+  }),
+  originHeadersTimeoutMs: setting({
+    flag: "origin-headers-timeout-ms",
+    env: "ORIGIN_HEADERS_TIMEOUT_MS",
+    parse: int(1, 600_000),
+    default: 10_000,
+    help: "Time the origin has to send response headers",
+  }),
+  originBodyTimeoutMs: setting({
+    flag: "origin-body-timeout-ms",
+    env: "ORIGIN_BODY_TIMEOUT_MS",
+    parse: int(1, 600_000),
+    default: 10_000,
+    help: "Longest pause between two chunks of the origin's body",
+  }),
+  originTotalTimeoutMs: setting({
+    flag: "origin-total-timeout-ms",
+    env: "ORIGIN_TOTAL_TIMEOUT_MS",
+    parse: int(1, 600_000),
+    default: 30_000,
+    help: "Deadline for a whole origin download",
+  }),
+  originConnections: setting({
+    flag: "origin-connections",
+    env: "ORIGIN_CONNECTIONS",
+    parse: int(1, 10_000),
+    default: 64,
+    help: "Keep-alive connections to an HTTP origin",
+  }),
+  maxSourcePixels: setting({
+    flag: "max-source-pixels",
+    env: "MAX_SOURCE_PIXELS",
+    parse: int(1, 1_000_000_000),
+    default: 50_000_000,
+    help: "Largest original (width x height, read from the header) the proxy will decode",
+  }),
+  maxOutputDimension: setting({
+    flag: "max-output-dimension",
+    env: "MAX_OUTPUT_DIMENSION",
+    parse: int(1, 16_384),
+    default: 8192,
+    help: "Largest output width or height after dpr",
+  }),
+  maxAnimationFrames: setting({
+    flag: "max-animation-frames",
+    env: "MAX_ANIMATION_FRAMES",
+    parse: int(1, 10_000),
+    default: 1,
+    help: "Frames of an animated original to process (1 = first frame only)",
+  }),
+  transformConcurrency: setting({
+    flag: "transform-concurrency",
+    env: "TRANSFORM_CONCURRENCY",
+    parse: int(1, 256),
+    default: CORES,
+    defaultLabel: "number of cores",
+    help: "sharp jobs running at once",
+  }),
+  transformQueue: setting({
+    flag: "transform-queue",
+    env: "TRANSFORM_QUEUE",
+    parse: int(0, 100_000),
+    default: 64,
+    help: "Transforms waiting for a slot before new ones get 503",
+  }),
+  transformTimeoutMs: setting({
+    flag: "transform-timeout-ms",
+    env: "TRANSFORM_TIMEOUT_MS",
+    parse: int(1, 600_000),
+    default: 15_000,
+    help: "Time limit of one transform (503 when exceeded)",
+  }),
+  avifEffort: setting({
+    flag: "avif-effort",
+    env: "AVIF_EFFORT",
+    parse: int(0, 9),
+    default: 2,
+    help: "AVIF encoder effort (0 fastest - 9 smallest)",
+  }),
+  allowSvg: setting({
+    flag: "allow-svg",
+    env: "ALLOW_SVG",
+    parse: bool(),
+    default: false,
+    bareValue: "true",
+    help: "Rasterise SVG originals (refused by default)",
+  }),
+  adminToken: setting({
+    flag: "admin-token",
+    env: "ADMIN_TOKEN",
+    parse: text({ allowEmpty: true }),
+    default: "",
+    help: "Bearer token for DELETE /api/cache; unset = admin endpoints answer 404",
+  }),
+  webRoot: setting({
+    flag: "web-root",
+    env: "WEB_ROOT",
+    parse: text({ allowEmpty: true }),
+    default: "",
+    defaultLabel: "web/dist when built",
+    help: "Directory of the built frontend served at /",
+  }),
+  corsOrigin: setting({
+    flag: "cors-origin",
+    env: "CORS_ORIGIN",
+    parse: text({ allowEmpty: true }),
+    default: "*",
+    help: "Access-Control-Allow-Origin and Timing-Allow-Origin for image responses (empty: none)",
+  }),
+  shutdownTimeoutMs: setting({
+    flag: "shutdown-timeout-ms",
+    env: "SHUTDOWN_TIMEOUT_MS",
+    parse: int(0, 600_000),
+    default: 10_000,
+    help: "How long in-flight requests may finish after SIGTERM",
+  }),
+  logLevel: setting({
+    flag: "log-level",
+    env: "LOG_LEVEL",
+    parse: oneOf(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
+    default: "info",
+    help: "Log level",
+  }),
+  logPretty: setting({
+    flag: "log-pretty",
+    env: "LOG_PRETTY",
+    parse: bool(),
+    default: false,
+    bareValue: "true",
+    help: "Human-readable logs instead of JSON lines",
+  }),
 };
 
 /** Trust X-Forwarded-For: `false`/`0` off, `true` one hop, or a hop count. */
@@ -224,18 +432,55 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, ar
 
 /** Settings of `imagika origin`. */
 export const ORIGIN_SETTINGS = {
-  port: setting({ flag: "port", env: "PORT", parse: int(0, 65_535), default: 8081, help: "TCP port of the origin server" }),
+  port: setting({
+    flag: "port",
+    env: "PORT",
+    parse: int(0, 65_535),
+    default: 8081,
+    help: "TCP port of the origin server",
+  }),
   host: setting({ flag: "host", env: "HOST", parse: text(), default: "127.0.0.1", help: "Address to bind" }),
   dir: setting({ flag: "dir", env: "DIR", parse: text(), default: "./images", help: "Directory of originals" }),
-  latencyMs: setting({ flag: "latency-ms", env: "LATENCY_MS", parse: int(0, 60_000), default: 0, help: "Simulated delay before the first byte" }),
-  bandwidth: setting({ flag: "bandwidth", env: "BANDWIDTH", parse: bandwidth(), default: 0, defaultLabel: "0 (unlimited)", help: "Simulated bandwidth per response body, e.g. 50Mbit" }),
+  latencyMs: setting({
+    flag: "latency-ms",
+    env: "LATENCY_MS",
+    parse: int(0, 60_000),
+    default: 0,
+    help: "Simulated delay before the first byte",
+  }),
+  bandwidth: setting({
+    flag: "bandwidth",
+    env: "BANDWIDTH",
+    parse: bandwidth(),
+    default: 0,
+    defaultLabel: "0 (unlimited)",
+    help: "Simulated bandwidth per response body, e.g. 50Mbit",
+  }),
 };
 
 /** Settings of `imagika samples`. */
 export const SAMPLES_SETTINGS = {
-  dir: setting({ flag: "dir", env: "DIR", parse: text(), default: "./images", help: "Where to write the sample originals" }),
-  count: setting({ flag: "count", env: "COUNT", parse: int(1, 200), default: 12, help: "How many originals to generate" }),
-  seed: setting({ flag: "seed", env: "SEED", parse: int(0, 2 ** 31 - 1), default: 42, help: "Seed: the same seed gives byte-identical files" }),
+  dir: setting({
+    flag: "dir",
+    env: "DIR",
+    parse: text(),
+    default: "./images",
+    help: "Where to write the sample originals",
+  }),
+  count: setting({
+    flag: "count",
+    env: "COUNT",
+    parse: int(1, 200),
+    default: 12,
+    help: "How many originals to generate",
+  }),
+  seed: setting({
+    flag: "seed",
+    env: "SEED",
+    parse: int(0, 2 ** 31 - 1),
+    default: 42,
+    help: "Seed: the same seed gives byte-identical files",
+  }),
 };
 
 function deepFreeze<T>(value: T): T {

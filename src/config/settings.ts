@@ -18,7 +18,9 @@ export interface Setting<T> {
 }
 
 export type SettingTable = Record<string, Setting<unknown>>;
-export type SettingValues<S extends SettingTable> = { readonly [K in keyof S]: S[K] extends Setting<infer T> ? T : never };
+export type SettingValues<S extends SettingTable> = {
+  readonly [K in keyof S]: S[K] extends Setting<infer T> ? T : never;
+};
 
 export function setting<T>(spec: Setting<T>): Setting<T> {
   return spec;
@@ -103,7 +105,8 @@ function parseFlags(
     }
     let value: string | undefined;
     if (eq >= 0) value = arg.slice(eq + 1);
-    else if (spec.bareValue !== undefined && (argv[i + 1] === undefined || argv[i + 1]!.startsWith("--"))) value = spec.bareValue;
+    else if (spec.bareValue !== undefined && (argv[i + 1] === undefined || argv[i + 1]!.startsWith("--")))
+      value = spec.bareValue;
     else if (i + 1 < argv.length) value = argv[++i];
     if (value === undefined) {
       problems.push(`--${name}: expected a value`);
@@ -119,14 +122,19 @@ function formatDefault(spec: Setting<unknown>): string {
   const value = spec.default;
   if (value === undefined || value === "") return "(none)";
   if (Array.isArray(value)) return value.length === 0 ? "(none)" : value.join(",");
-  return String(value);
+  return typeof value === "string" || typeof value === "number" || typeof value === "boolean"
+    ? String(value)
+    : JSON.stringify(value);
 }
 
 /** `--help` text for a command. */
 export function formatHelp(usage: string, description: string, table: SettingTable, envPrefix: string): string {
   const lines = [`Usage: ${usage}`, "", description, "", "Options:"];
   for (const spec of Object.values(table)) {
-    lines.push(`  --${spec.flag} <value>`.padEnd(34) + `${spec.help} [default: ${formatDefault(spec)}; env ${envPrefix}${spec.env}]`);
+    lines.push(
+      `  --${spec.flag} <value>`.padEnd(34) +
+        `${spec.help} [default: ${formatDefault(spec)}; env ${envPrefix}${spec.env}]`,
+    );
   }
   lines.push("  --help".padEnd(34) + "Show this help");
   return lines.join("\n");

@@ -37,7 +37,10 @@ export class FsFetcher implements Fetcher {
       const stat = await handle.stat();
       if (!stat.isFile()) throw new ProxyError("ORIGIN_NOT_FOUND", "the origin has no such image");
       if (stat.size > this.#maxBytes) {
-        throw new ProxyError("SOURCE_TOO_LARGE", `the original is ${stat.size} bytes, more than the ${this.#maxBytes}-byte limit`);
+        throw new ProxyError(
+          "SOURCE_TOO_LARGE",
+          `the original is ${stat.size} bytes, more than the ${this.#maxBytes}-byte limit`,
+        );
       }
       // Read at most maxBytes + 1: a file that grows while we read is still caught.
       const buffer = Buffer.allocUnsafe(Math.min(stat.size, this.#maxBytes) + 1);
@@ -78,7 +81,8 @@ export class FsFetcher implements Fetcher {
     } catch (error) {
       throw fsError(error);
     }
-    if (!real.startsWith(this.#root + sep)) throw new ProxyError("ORIGIN_FORBIDDEN", "the path leads outside the image root");
+    if (!real.startsWith(this.#root + sep))
+      throw new ProxyError("ORIGIN_FORBIDDEN", "the path leads outside the image root");
     return real;
   }
 }
@@ -89,6 +93,7 @@ function fsError(error: unknown): ProxyError {
   if (code === "ENOENT" || code === "ENOTDIR" || code === "EISDIR") {
     return new ProxyError("ORIGIN_NOT_FOUND", "the origin has no such image", { cause: error });
   }
-  if (code === "EACCES" || code === "EPERM") return new ProxyError("ORIGIN_FORBIDDEN", "the origin refused access", { cause: error });
+  if (code === "EACCES" || code === "EPERM")
+    return new ProxyError("ORIGIN_FORBIDDEN", "the origin refused access", { cause: error });
   return new ProxyError("ORIGIN_FAILED", `the image could not be read (${String(code)})`, { cause: error });
 }

@@ -82,13 +82,16 @@ export class HttpFetcher implements Fetcher {
     }
     const { statusCode, headers, body } = response;
     if (statusCode !== 200) {
-      body.destroy();
+      discard(body);
       throw statusError(statusCode);
     }
     const declared = Number(headers["content-length"]);
     if (Number.isFinite(declared) && declared > maxBytes) {
-      body.destroy();
-      throw new ProxyError("SOURCE_TOO_LARGE", `the original is ${declared} bytes, more than the ${maxBytes}-byte limit`);
+      discard(body);
+      throw new ProxyError(
+        "SOURCE_TOO_LARGE",
+        `the original is ${declared} bytes, more than the ${maxBytes}-byte limit`,
+      );
     }
     const chunks: Buffer[] = [];
     let total = 0;
@@ -96,7 +99,7 @@ export class HttpFetcher implements Fetcher {
       for await (const chunk of body as AsyncIterable<Buffer>) {
         total += chunk.byteLength;
         if (total > maxBytes) {
-          body.destroy();
+          discard(body);
           throw new ProxyError("SOURCE_TOO_LARGE", `the original is larger than the ${maxBytes}-byte limit`);
         }
         chunks.push(chunk);
@@ -108,9 +111,17 @@ export class HttpFetcher implements Fetcher {
   }
 }
 
+/** Abandons a response body; undici reports the abort as an 'error' event, which is expected here. */
+function discard(body: Dispatcher.ResponseData["body"]): void {
+  body.on("error", () => {});
+  body.destroy();
+}
+
 function statusError(statusCode: number): ProxyError {
-  if (statusCode === 404 || statusCode === 410) return new ProxyError("ORIGIN_NOT_FOUND", "the origin has no such image");
-  if (statusCode === 401 || statusCode === 403) return new ProxyError("ORIGIN_FORBIDDEN", `the origin refused access (${statusCode})`);
+  if (statusCode === 404 || statusCode === 410)
+    return new ProxyError("ORIGIN_NOT_FOUND", "the origin has no such image");
+  if (statusCode === 401 || statusCode === 403)
+    return new ProxyError("ORIGIN_FORBIDDEN", `the origin refused access (${statusCode})`);
   return new ProxyError("ORIGIN_FAILED", `the origin answered ${statusCode}`);
 }
 
@@ -127,5 +138,7 @@ export function translateError(error: unknown, deadline: AbortSignal): ProxyErro
   }
   const code = (error as { code?: unknown } | null)?.code;
   const detail = typeof code === "string" ? ` (${code})` : "";
-  return new ProxyError("ORIGIN_FAILED", `the origin could not be reached or broke the connection${detail}`, { cause: error });
+  return new ProxyError("ORIGIN_FAILED", `the origin could not be reached or broke the connection${detail}`, {
+    cause: error,
+  });
 }

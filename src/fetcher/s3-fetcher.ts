@@ -34,12 +34,17 @@ export class S3Fetcher implements Fetcher {
     const abortSignal = signal ? AbortSignal.any([signal, deadline]) : deadline;
     const maxBytes = this.#config.maxSourceBytes;
     try {
-      const object = await this.#client.send(new GetObjectCommand({ Bucket: this.#bucket, Key: this.#prefix + path }), { abortSignal });
+      const object = await this.#client.send(new GetObjectCommand({ Bucket: this.#bucket, Key: this.#prefix + path }), {
+        abortSignal,
+      });
       const body = object.Body as (AsyncIterable<Uint8Array> & { destroy?: () => void }) | undefined;
       if (!body) throw new ProxyError("ORIGIN_FAILED", "S3 returned no body");
       if (object.ContentLength !== undefined && object.ContentLength > maxBytes) {
         body.destroy?.();
-        throw new ProxyError("SOURCE_TOO_LARGE", `the original is ${object.ContentLength} bytes, more than the ${maxBytes}-byte limit`);
+        throw new ProxyError(
+          "SOURCE_TOO_LARGE",
+          `the original is ${object.ContentLength} bytes, more than the ${maxBytes}-byte limit`,
+        );
       }
       const chunks: Buffer[] = [];
       let total = 0;
@@ -59,14 +64,17 @@ export class S3Fetcher implements Fetcher {
 
   async checkReady(): Promise<void> {
     try {
-      await this.#client.send(new HeadBucketCommand({ Bucket: this.#bucket }), { abortSignal: AbortSignal.timeout(5000) });
+      await this.#client.send(new HeadBucketCommand({ Bucket: this.#bucket }), {
+        abortSignal: AbortSignal.timeout(5000),
+      });
     } catch (error) {
       throw translateS3Error(error, undefined);
     }
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
     this.#client.destroy();
+    return Promise.resolve();
   }
 }
 

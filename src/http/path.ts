@@ -12,7 +12,8 @@ export const MAX_PATH_SEGMENTS = 32;
 export function parseImagePath(raw: string): string {
   if (raw.length === 0) throw new ProxyError("INVALID_PATH", "the URL names no image: use /img/<path>");
   const segments = raw.split("/");
-  if (segments.length > MAX_PATH_SEGMENTS) throw new ProxyError("INVALID_PATH", `the path has more than ${MAX_PATH_SEGMENTS} segments`);
+  if (segments.length > MAX_PATH_SEGMENTS)
+    throw new ProxyError("INVALID_PATH", `the path has more than ${MAX_PATH_SEGMENTS} segments`);
   const decoded: string[] = [];
   for (const segment of segments) {
     let value: string;
@@ -22,14 +23,18 @@ export function parseImagePath(raw: string): string {
       throw new ProxyError("INVALID_PATH", "the path has a malformed percent-encoding");
     }
     if (value === "") throw new ProxyError("INVALID_PATH", "the path has an empty segment");
-    if (value === "." || value === "..") throw new ProxyError("INVALID_PATH", "the path may not contain '.' or '..' segments");
+    if (value === "." || value === "..")
+      throw new ProxyError("INVALID_PATH", "the path may not contain '.' or '..' segments");
     // eslint-disable-next-line no-control-regex -- control characters are exactly what we refuse
-    if (/[\u0000-\u001f\u007f]/.test(value)) throw new ProxyError("INVALID_PATH", "the path contains control characters");
-    if (value.includes("/") || value.includes("\\")) throw new ProxyError("INVALID_PATH", "the path contains an encoded slash or a backslash");
+    if (/[\u0000-\u001f\u007f]/.test(value))
+      throw new ProxyError("INVALID_PATH", "the path contains control characters");
+    if (value.includes("/") || value.includes("\\"))
+      throw new ProxyError("INVALID_PATH", "the path contains an encoded slash or a backslash");
     if (value.includes("%")) throw new ProxyError("INVALID_PATH", "the path is encoded more than once");
     decoded.push(value);
   }
   const path = decoded.join("/");
-  if (path.length > MAX_PATH_LENGTH) throw new ProxyError("INVALID_PATH", `the path is longer than ${MAX_PATH_LENGTH} characters`);
+  if (path.length > MAX_PATH_LENGTH)
+    throw new ProxyError("INVALID_PATH", `the path is longer than ${MAX_PATH_LENGTH} characters`);
   return path;
 }

@@ -3,7 +3,12 @@ import { ProxyError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 
 /** Sends a small JSON body. */
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   const text = JSON.stringify(body);
   res.writeHead(status, {
     "content-type": "application/json; charset=utf-8",
@@ -18,7 +23,12 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
  * The only place errors become HTTP: a ProxyError keeps its status and code; anything else is logged with its
  * stack and answered 500 INTERNAL without details. Error responses carry no Cache-Control, so nothing caches them.
  */
-export function sendError(res: ServerResponse, error: unknown, log: Logger, headers: Record<string, string> = {}): void {
+export function sendError(
+  res: ServerResponse,
+  error: unknown,
+  log: Logger,
+  headers: Record<string, string> = {},
+): void {
   if (res.headersSent) {
     res.destroy();
     return;

@@ -4,6 +4,7 @@ import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { HttpConfig } from "../config/config.ts";
 import { ProxyError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import type { Metrics } from "../metrics.ts";
 import type { ImageProxy } from "../proxy/image-proxy.ts";
 import type { ProxyStats } from "../proxy/stats.ts";
 import { clientAddress, clientKeyOf } from "../rate-limit/client-key.ts";
@@ -28,6 +29,7 @@ export interface HttpDeps {
   readonly stats: ProxyStats;
   readonly limiter: TokenBucketLimiter | undefined;
   readonly log: Logger;
+  readonly metrics: Metrics;
   readonly checkOrigin: () => Promise<void>;
   readonly listImages: () => Promise<Buffer>;
   readonly snapshot: () => unknown;
@@ -49,13 +51,19 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     cacheControlMaxAge: config.cacheControlMaxAge,
     corsOrigin: config.corsOrigin,
   };
-  const policy = limiter ? `"default";q=${limiter.burst};w=${Math.max(1, Math.ceil(limiter.burst / limiter.perSecond))}` : "";
+  const policy = limiter
+    ? `"default";q=${limiter.burst};w=${Math.max(1, Math.ceil(limiter.burst / limiter.perSecond))}`
+    : "";
   let shuttingDown = false;
 
   /** Applies the client's token bucket; false when the request was answered 429. */
   function admit(req: IncomingMessage, res: ServerResponse): boolean {
     if (!limiter) return true;
-    const address = clientAddress(req.socket.remoteAddress, headerValue(req.headers["x-forwarded-for"]), config.trustProxyHops);
+    const address = clientAddress(
+      req.socket.remoteAddress,
+      headerValue(req.headers["x-forwarded-for"]),
+      config.trustProxyHops,
+    );
     const decision = limiter.take(clientKeyOf(address));
     res.setHeader("ratelimit-policy", policy);
     res.setHeader("ratelimit", `"default";r=${decision.remaining};t=${decision.resetSeconds}`);
@@ -64,13 +72,21 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     sendJson(
       res,
       429,
-      { error: "RATE_LIMITED", message: `too many requests: at most ${limiter.perSecond}/s with bursts of ${limiter.burst}` },
+      {
+        error: "RATE_LIMITED",
+        message: `too many requests: at most ${limiter.perSecond}/s with bursts of ${limiter.burst}`,
+      },
       { "retry-after": String(decision.retryAfterSeconds) },
     );
     return false;
   }
 
-  async function route(req: IncomingMessage, res: ServerResponse, url: string, started: number): Promise<CacheOutcome | undefined> {
+  async function route(
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: string,
+    started: number,
+  ): Promise<CacheOutcome | undefined> {
     const method = req.method ?? "GET";
     const isRead = method === "GET" || method === "HEAD";
     if (url.startsWith("/img/") || url === "/img" || url.startsWith("/img?")) {
@@ -81,11 +97,21 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
       if (!admit(req, res)) return undefined;
       stats.requests++;
       if (!url.startsWith("/img/")) throw new ProxyError("INVALID_PATH", "the URL names no image: use /img/<path>");
-      return handleImage(req, res, url, deps.proxy, stats, imageOptions, started);
+      return handleImage(req, res, url, deps.proxy, stats, deps.metrics, imageOptions, started);
     }
     const pathname = url.split("?")[0] ?? url;
     if (pathname === "/healthz") return void handleHealth(res);
     if (pathname === "/readyz") return void (await handleReady(res, shuttingDown, deps.checkOrigin));
+    if (pathname === "/metrics") {
+      const { contentType, body } = await deps.metrics.render();
+      res.writeHead(200, {
+        "content-type": contentType,
+        "content-length": Buffer.byteLength(body),
+        "cache-control": "no-store",
+      });
+      res.end(method === "HEAD" ? undefined : body);
+      return undefined;
+    }
     if (pathname === "/api/stats") return void sendJson(res, 200, deps.snapshot(), { "cache-control": "no-store" });
     if (pathname === "/api/images") {
       if (!admit(req, res)) return undefined;
@@ -95,45 +121,68 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
       if (!admit(req, res)) return undefined;
       return void handlePurge(req, res, url, deps.proxy, config.adminToken);
     }
-    if (isRead && !pathname.startsWith("/api/") && deps.staticFiles && (await deps.staticFiles.serve(req, res, pathname))) return undefined;
+    if (
+      isRead &&
+      !pathname.startsWith("/api/") &&
+      deps.staticFiles &&
+      (await deps.staticFiles.serve(req, res, pathname))
+    )
+      return undefined;
     throw new ProxyError("NOT_FOUND", "no such endpoint");
   }
 
-  const server = createServer({ maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => {
-    const started = performance.now();
-    const url = req.url ?? "/";
-    const incomingId = headerValue(req.headers["x-request-id"]);
-    const reqId = incomingId !== undefined && REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
-    res.setHeader("x-request-id", reqId);
-    if (shuttingDown) res.setHeader("connection", "close");
-    let cache: CacheOutcome | undefined;
-    res.once("finish", () => {
-      log.info(
-        { reqId, method: req.method, path: url.length > 256 ? `${url.slice(0, 256)}…` : url, status: res.statusCode, cache, ms: +(performance.now() - started).toFixed(2) },
-        "request",
+  const server = createServer(
+    { maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: 30_000, headersTimeout: 10_000 },
+    (req, res) => {
+      const started = performance.now();
+      const url = req.url ?? "/";
+      const incomingId = headerValue(req.headers["x-request-id"]);
+      const reqId = incomingId !== undefined && REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
+      res.setHeader("x-request-id", reqId);
+      if (shuttingDown) res.setHeader("connection", "close");
+      let cache: CacheOutcome | undefined;
+      res.once("finish", () => {
+        const ms = performance.now() - started;
+        deps.metrics.observeRequest(routeOf(url), res.statusCode, cache ?? "none", ms);
+        log.info(
+          {
+            reqId,
+            method: req.method,
+            path: url.length > 256 ? `${url.slice(0, 256)}…` : url,
+            status: res.statusCode,
+            cache,
+            ms: +ms.toFixed(2),
+          },
+          "request",
+        );
+      });
+      if (url.length > MAX_URL_LENGTH) {
+        sendJson(res, 414, { error: "URI_TOO_LONG", message: `the URL is longer than ${MAX_URL_LENGTH} characters` });
+        return;
+      }
+      route(req, res, url, started).then(
+        (outcome) => {
+          cache = outcome;
+        },
+        (error: unknown) => {
+          sendError(res, error, log.child({ reqId }));
+        },
       );
-    });
-    if (url.length > MAX_URL_LENGTH) {
-      sendJson(res, 414, { error: "URI_TOO_LONG", message: `the URL is longer than ${MAX_URL_LENGTH} characters` });
-      return;
-    }
-    route(req, res, url, started).then(
-      (outcome) => {
-        cache = outcome;
-      },
-      (error: unknown) => {
-        sendError(res, error, log.child({ reqId }));
-      },
-    );
-  });
+    },
+  );
   server.keepAliveTimeout = 5_000;
   server.maxRequestsPerSocket = 10_000;
   server.on("clientError", (error: NodeJS.ErrnoException, socket) => {
     // Malformed requests and oversized headers: answer without a stack trace when the socket still allows it.
     if (!socket.writable) return socket.destroy();
     const status = error.code === "HPE_HEADER_OVERFLOW" ? 431 : error.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
-    const body = JSON.stringify({ error: status === 431 ? "HEADERS_TOO_LARGE" : status === 408 ? "REQUEST_TIMEOUT" : "BAD_REQUEST", message: error.code ?? "bad request" });
-    socket.end(`HTTP/1.1 ${status} ${status === 431 ? "Request Header Fields Too Large" : status === 408 ? "Request Timeout" : "Bad Request"}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    const body = JSON.stringify({
+      error: status === 431 ? "HEADERS_TOO_LARGE" : status === 408 ? "REQUEST_TIMEOUT" : "BAD_REQUEST",
+      message: error.code ?? "bad request",
+    });
+    socket.end(
+      `HTTP/1.1 ${status} ${status === 431 ? "Request Header Fields Too Large" : status === 408 ? "Request Timeout" : "Bad Request"}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
   });
 
   async function close(timeoutMs: number): Promise<void> {
@@ -148,6 +197,15 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
   }
 
   return { server, close, isShuttingDown: () => shuttingDown };
+}
+
+/** Low-cardinality route label for metrics. */
+function routeOf(url: string): string {
+  if (url.startsWith("/img")) return "img";
+  if (url.startsWith("/api/"))
+    return url.startsWith("/api/cache") ? "purge" : url.startsWith("/api/images") ? "images" : "stats";
+  if (url === "/healthz" || url === "/readyz" || url === "/metrics") return url.slice(1);
+  return "static";
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {

@@ -18,7 +18,8 @@ const TYPES: Record<string, string> = {
 };
 
 /** Content-Security-Policy of the app shell: everything from this origin, nothing from anywhere else. */
-const APP_CSP = "default-src 'self'; img-src 'self' blob: data:; style-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'";
+const APP_CSP =
+  "default-src 'self'; img-src 'self' blob: data:; style-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'";
 
 /**
  * Serves the built frontend (web/dist). Paths that name no file fall back to index.html (client-side routes);

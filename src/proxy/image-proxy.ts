@@ -93,7 +93,13 @@ export class ImageProxy {
       stats.misses++;
       const { promise, joined } = this.#original(request.path);
       const produced = await promise;
-      return { variant: produced.variant, cacheStatus: "miss", collapsed: joined, varyAccept: false, timings: produced.timings };
+      return {
+        variant: produced.variant,
+        cacheStatus: "miss",
+        collapsed: joined,
+        varyAccept: false,
+        timings: produced.timings,
+      };
     }
 
     const options = request.options;
@@ -164,6 +170,8 @@ export class ImageProxy {
       body = await fetcher.fetchOriginal(path);
     } catch (error) {
       stats.originErrors++;
+      const code = error instanceof ProxyError ? error.code : "INTERNAL";
+      stats.originErrorsByCode.set(code, (stats.originErrorsByCode.get(code) ?? 0) + 1);
       if (error instanceof ProxyError && error.code === "ORIGIN_NOT_FOUND") this.#notFound?.set(path, error);
       throw error;
     }
@@ -176,9 +184,13 @@ export class ImageProxy {
 
   #checkFormat(body: Buffer): ImageFormat {
     const format = sniffImageFormat(body);
-    if (format === undefined) throw new ProxyError("NOT_AN_IMAGE", "the origin's file is not an image format Imagika knows");
+    if (format === undefined)
+      throw new ProxyError("NOT_AN_IMAGE", "the origin's file is not an image format Imagika knows");
     if (format === "svg" && !this.#deps.limits.allowSvg) {
-      throw new ProxyError("NOT_AN_IMAGE", "SVG originals are refused (start the proxy with --allow-svg to rasterise them)");
+      throw new ProxyError(
+        "NOT_AN_IMAGE",
+        "SVG originals are refused (start the proxy with --allow-svg to rasterise them)",
+      );
     }
     return format;
   }

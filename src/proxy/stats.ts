@@ -6,6 +6,8 @@ export class ProxyStats {
   coalesced = 0;
   originFetches = 0;
   originErrors = 0;
+  /** Origin failures by error code (ORIGIN_TIMEOUT, ORIGIN_FAILED, ...). */
+  readonly originErrorsByCode = new Map<string, number>();
   negativeHits = 0;
   rateLimited = 0;
   shed = 0;

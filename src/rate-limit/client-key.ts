@@ -36,7 +36,11 @@ function expandIPv6(ip: string): string[] {
  * the outermost trusted proxy (the `trustedHops`-th from the right) is used. Without trust, X-Forwarded-For is ignored
  * entirely, so a client cannot pick its own rate-limit identity.
  */
-export function clientAddress(socketAddress: string | undefined, forwardedFor: string | undefined, trustedHops: number): string {
+export function clientAddress(
+  socketAddress: string | undefined,
+  forwardedFor: string | undefined,
+  trustedHops: number,
+): string {
   const peer = socketAddress ?? "unknown";
   if (trustedHops <= 0 || forwardedFor === undefined || forwardedFor === "") return peer;
   const hops = forwardedFor

@@ -16,11 +16,15 @@ export function noisePixels(width: number, height: number, seed = 1): Buffer {
 }
 
 export async function makeJpeg(width: number, height: number, seed = 1, quality = 85): Promise<Buffer> {
-  return sharp(noisePixels(width, height, seed), { raw: { width, height, channels: 3 } }).jpeg({ quality }).toBuffer();
+  return sharp(noisePixels(width, height, seed), { raw: { width, height, channels: 3 } })
+    .jpeg({ quality })
+    .toBuffer();
 }
 
 export async function makePng(width: number, height: number, seed = 1): Promise<Buffer> {
-  return sharp(noisePixels(width, height, seed), { raw: { width, height, channels: 3 } }).png().toBuffer();
+  return sharp(noisePixels(width, height, seed), { raw: { width, height, channels: 3 } })
+    .png()
+    .toBuffer();
 }
 
 export function sha256(bytes: Uint8Array): string {
@@ -28,7 +32,9 @@ export function sha256(bytes: Uint8Array): string {
 }
 
 /** Decoded facts of an image response body. */
-export async function imageFacts(body: Buffer): Promise<{ format: string | undefined; width: number | undefined; height: number | undefined }> {
+export async function imageFacts(
+  body: Buffer,
+): Promise<{ format: string | undefined; width: number | undefined; height: number | undefined }> {
   const meta = await sharp(body).metadata();
   return { format: meta.format, width: meta.width, height: meta.height };
 }

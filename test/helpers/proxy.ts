@@ -13,6 +13,14 @@ export interface ProxyOverrides extends Partial<Omit<ProxySettings, "origin">> {
 export async function startProxy(overrides: ProxyOverrides, options: { now?: () => number } = {}): Promise<App> {
   const origin = parseOriginSpec(overrides.origin);
   if (!origin.ok) throw new Error(`bad origin ${overrides.origin}: ${origin.expected}`);
-  const config = buildConfig({ ...defaultSettings(), port: 0, host: "127.0.0.1", rateLimit: 0, shutdownTimeoutMs: 2000, ...overrides, origin: origin.value });
+  const config = buildConfig({
+    ...defaultSettings(),
+    port: 0,
+    host: "127.0.0.1",
+    rateLimit: 0,
+    shutdownTimeoutMs: 2000,
+    ...overrides,
+    origin: origin.value,
+  });
   return createApp(config, { ...options, logger: pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }) });
 }

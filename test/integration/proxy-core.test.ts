@@ -2,6 +2,7 @@ import { mkdtemp, symlink, writeFile, mkdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "node:net";
+import { request as httpRequest } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../../src/app.ts";
 import { makeJpeg, makePng, sha256 } from "../helpers/images.ts";
@@ -14,7 +15,10 @@ let jpeg: Buffer;
 let png: Buffer;
 const apps: App[] = [];
 
-async function proxyFor(overrides: Parameters<typeof startProxy>[0], options: Parameters<typeof startProxy>[1] = {}): Promise<App> {
+async function proxyFor(
+  overrides: Parameters<typeof startProxy>[0],
+  options: Parameters<typeof startProxy>[1] = {},
+): Promise<App> {
   const app = await startProxy(overrides, options);
   apps.push(app);
   return app;
@@ -95,13 +99,20 @@ describe("proxy core", () => {
     const responses = await Promise.all(
       Array.from({ length: 500 }, async () => {
         const res = await fetch(`${proxy.url}/img/herd.jpg`);
-        return { status: res.status, hash: sha256(Buffer.from(await res.arrayBuffer())), cache: res.headers.get("cache-status") };
+        return {
+          status: res.status,
+          hash: sha256(Buffer.from(await res.arrayBuffer())),
+          cache: res.headers.get("cache-status"),
+        };
       }),
     );
     expect(origin.count("/herd.jpg") - before).toBe(1);
     expect(responses.every((r) => r.status === 200 && r.hash === sha256(jpeg))).toBe(true);
     expect(responses.filter((r) => r.cache?.includes("collapsed")).length).toBeGreaterThan(0);
-    const stats = (await (await fetch(`${proxy.url}/api/stats`)).json()) as { coalesced: number; originFetches: number };
+    const stats = (await (await fetch(`${proxy.url}/api/stats`)).json()) as {
+      coalesced: number;
+      originFetches: number;
+    };
     expect(stats.originFetches).toBe(1);
     expect(stats.coalesced).toBeGreaterThan(0);
   });
@@ -123,7 +134,9 @@ describe("proxy core", () => {
     const unsatisfiable = await fetch(`${proxy.url}/img/dir/pic.png`, { headers: { range: `bytes=${png.length}-` } });
     expect(unsatisfiable.status).toBe(416);
     expect(unsatisfiable.headers.get("content-range")).toBe(`bytes */${png.length}`);
-    const staleIfRange = await fetch(`${proxy.url}/img/dir/pic.png`, { headers: { range: "bytes=0-9", "if-range": '"other"' } });
+    const staleIfRange = await fetch(`${proxy.url}/img/dir/pic.png`, {
+      headers: { range: "bytes=0-9", "if-range": '"other"' },
+    });
     expect(staleIfRange.status).toBe(200);
     await staleIfRange.arrayBuffer();
     expect(origin.count("/dir/pic.png")).toBe(1);
@@ -204,12 +217,25 @@ describe("rate limiting", () => {
   it("ignores a spoofed X-Forwarded-For unless --trust-proxy is set", async () => {
     const now = 1;
     const strict = await proxyFor({ origin: origin.url, rateLimit: 1, rateBurst: 1 }, { now: () => now });
-    expect((await fetch(`${strict.url}/img/photo.jpg`, { headers: { "x-forwarded-for": "10.0.0.1" } })).status).toBe(200);
-    expect((await fetch(`${strict.url}/img/photo.jpg`, { headers: { "x-forwarded-for": "10.0.0.2" } })).status).toBe(429);
-    const trusting = await proxyFor({ origin: origin.url, rateLimit: 1, rateBurst: 1, trustProxy: 1 }, { now: () => now });
-    expect((await fetch(`${trusting.url}/img/photo.jpg`, { headers: { "x-forwarded-for": "10.0.0.1" } })).status).toBe(200);
-    expect((await fetch(`${trusting.url}/img/photo.jpg`, { headers: { "x-forwarded-for": "10.0.0.2" } })).status).toBe(200);
-    expect((await fetch(`${trusting.url}/img/photo.jpg`, { headers: { "x-forwarded-for": "10.0.0.2" } })).status).toBe(429);
+    expect((await fetch(`${strict.url}/img/photo.jpg`, { headers: { "x-forwarded-for": "10.0.0.1" } })).status).toBe(
+      200,
+    );
+    expect((await fetch(`${strict.url}/img/photo.jpg`, { headers: { "x-forwarded-for": "10.0.0.2" } })).status).toBe(
+      429,
+    );
+    const trusting = await proxyFor(
+      { origin: origin.url, rateLimit: 1, rateBurst: 1, trustProxy: 1 },
+      { now: () => now },
+    );
+    expect((await fetch(`${trusting.url}/img/photo.jpg`, { headers: { "x-forwarded-for": "10.0.0.1" } })).status).toBe(
+      200,
+    );
+    expect((await fetch(`${trusting.url}/img/photo.jpg`, { headers: { "x-forwarded-for": "10.0.0.2" } })).status).toBe(
+      200,
+    );
+    expect((await fetch(`${trusting.url}/img/photo.jpg`, { headers: { "x-forwarded-for": "10.0.0.2" } })).status).toBe(
+      429,
+    );
   });
 });
 
@@ -224,7 +250,13 @@ describe("errors", () => {
   }
 
   it("maps origin failures to clear JSON errors, caches none of them and stays up", async () => {
-    const proxy = await proxyFor({ origin: origin.url, originHeadersTimeoutMs: 300, originTotalTimeoutMs: 1000, maxSourceBytes: 1024 * 1024, negativeTtlSeconds: 0 });
+    const proxy = await proxyFor({
+      origin: origin.url,
+      originHeadersTimeoutMs: 300,
+      originTotalTimeoutMs: 1000,
+      maxSourceBytes: 1024 * 1024,
+      negativeTtlSeconds: 0,
+    });
     await expectError(`${proxy.url}/img/missing.jpg`, 404, "ORIGIN_NOT_FOUND");
     await expectError(`${proxy.url}/img/forbidden.jpg`, 403, "ORIGIN_FORBIDDEN");
     await expectError(`${proxy.url}/img/boom.jpg`, 502, "ORIGIN_FAILED");
@@ -270,6 +302,19 @@ describe("errors", () => {
   });
 });
 
+/** GET with the request target exactly as given (no URL normalisation). */
+function rawGet(port: number, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: "127.0.0.1", port, path, method: "GET" }, (res) => {
+      let body = "";
+      res.on("data", (chunk: Buffer) => (body += chunk.toString()));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
 describe("directory origin", () => {
   it("serves files under the root and refuses every traversal", async () => {
     const root = await mkdtemp(join(tmpdir(), "imagika-fs-"));
@@ -284,7 +329,7 @@ describe("directory origin", () => {
     expect(ok.status).toBe(200);
     expect(sha256(Buffer.from(await ok.arrayBuffer()))).toBe(sha256(jpeg));
     const attempts: Array<[string, number]> = [
-      ["/img/../etc/passwd", 404], // fetch() normalises "..": it never reaches /img/
+      ["/img/../etc/passwd", 400],
       ["/img/sub/..%2f..%2fetc%2fpasswd", 400],
       ["/img/%2e%2e/%2e%2e/etc/passwd", 400],
       ["/img/sub/%2E%2E/a.jpg", 400],
@@ -299,9 +344,9 @@ describe("directory origin", () => {
       ["/img/nothing.jpg", 404],
     ];
     for (const [path, status] of attempts) {
-      const res = await fetch(`${proxy.url}${path}`);
+      const res = await rawGet(proxy.port, path); // sent byte for byte: fetch() would normalise %2e%2e away
       expect({ path, status: res.status }).toEqual({ path, status });
-      if (status !== 404 || path !== "/img/../etc/passwd") expect(((await res.json()) as { error: string }).error).toBeTruthy();
+      expect((JSON.parse(res.body) as { error: string }).error).toBeTruthy();
     }
     expect(proxy.originals.stats().entries).toBe(1);
   });
@@ -318,7 +363,10 @@ describe("health and shutdown", () => {
 
   it("finishes a request in flight when shutting down, then stops accepting", async () => {
     const proxy = await startProxy({ origin: origin.url });
-    const inflight = fetch(`${proxy.url}/img/slow.jpg`).then(async (res) => ({ status: res.status, hash: sha256(Buffer.from(await res.arrayBuffer())) }));
+    const inflight = fetch(`${proxy.url}/img/slow.jpg`).then(async (res) => ({
+      status: res.status,
+      hash: sha256(Buffer.from(await res.arrayBuffer())),
+    }));
     await new Promise((resolve) => setTimeout(resolve, 100));
     const closed = proxy.close();
     expect(await inflight).toEqual({ status: 200, hash: sha256(jpeg) });

@@ -31,7 +31,13 @@ function isAuthorized(req: IncomingMessage, token: string): boolean {
  * DELETE /api/cache (everything) and DELETE /api/cache/<path> (the original and all its variants). Without an admin
  * token configured the endpoints do not exist (404), so an unconfigured server exposes no purge at all.
  */
-export function handlePurge(req: IncomingMessage, res: ServerResponse, url: string, proxy: ImageProxy, adminToken: string): void {
+export function handlePurge(
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: string,
+  proxy: ImageProxy,
+  adminToken: string,
+): void {
   if (adminToken === "") throw new ProxyError("NOT_FOUND", "no such endpoint");
   if (req.method !== "DELETE") {
     res.setHeader("allow", "DELETE");

@@ -8,7 +8,11 @@ export function handleHealth(res: ServerResponse): void {
 }
 
 /** Readiness: the origin answers and the process is not shutting down. */
-export async function handleReady(res: ServerResponse, isShuttingDown: boolean, checkOrigin: () => Promise<void>): Promise<void> {
+export async function handleReady(
+  res: ServerResponse,
+  isShuttingDown: boolean,
+  checkOrigin: () => Promise<void>,
+): Promise<void> {
   if (isShuttingDown) {
     sendJson(res, 503, { error: "SHUTTING_DOWN", message: "the proxy is shutting down" });
     return;

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { CONTENT_TYPES } from "../../image-format.ts";
+import type { Metrics } from "../../metrics.ts";
 import type { ImageProxy, ProxyResult } from "../../proxy/image-proxy.ts";
 import type { ProxyStats } from "../../proxy/stats.ts";
 import { parseTransformOptions } from "../../transform/options.ts";
@@ -25,6 +26,7 @@ export async function handleImage(
   url: string,
   proxy: ImageProxy,
   stats: ProxyStats,
+  metrics: Metrics,
   options: ImageHandlerOptions,
   started: number,
 ): Promise<CacheOutcome> {
@@ -35,6 +37,12 @@ export async function handleImage(
     query === "" ? null : parseTransformOptions(new URLSearchParams(query), options, options.ignoredKeys);
   const result = await proxy.get({ path, options: transform, accept: req.headers.accept });
   sendVariant(req, res, result, stats, options, started);
+  if (result.cacheStatus === "miss" && !result.collapsed) {
+    const { originMs, queueMs, transformMs } = result.timings;
+    if (originMs !== undefined) metrics.observeStage("origin", originMs);
+    if (queueMs !== undefined) metrics.observeStage("queue", queueMs);
+    if (transformMs !== undefined) metrics.observeStage("transform", transformMs);
+  }
   return result.cacheStatus === "hit" ? "hit" : result.collapsed ? "collapsed" : "miss";
 }
 
@@ -68,7 +76,11 @@ function sendVariant(
     "cache-control",
     `public, max-age=${options.cacheControlMaxAge}`,
     "cache-status",
-    result.cacheStatus === "hit" ? "imagika; hit" : result.collapsed ? "imagika; fwd=miss; collapsed" : "imagika; fwd=miss; stored",
+    result.cacheStatus === "hit"
+      ? "imagika; hit"
+      : result.collapsed
+        ? "imagika; fwd=miss; collapsed"
+        : "imagika; fwd=miss; stored",
     "x-cache",
     result.cacheStatus === "hit" ? "HIT" : "MISS",
     "server-timing",
@@ -98,9 +110,17 @@ function sendVariant(
     return;
   }
   const ifRange = req.headers["if-range"];
-  const range = req.method === "GET" && (ifRange === undefined || ifRange === variant.etag) ? parseRange(req.headers.range, size) : { kind: "full" as const };
+  const range =
+    req.method === "GET" && (ifRange === undefined || ifRange === variant.etag)
+      ? parseRange(req.headers.range, size)
+      : { kind: "full" as const };
   if (range.kind === "unsatisfiable") {
-    sendJson(res, 416, { error: "RANGE_NOT_SATISFIABLE", message: `the image has ${size} bytes` }, { "content-range": `bytes */${size}` });
+    sendJson(
+      res,
+      416,
+      { error: "RANGE_NOT_SATISFIABLE", message: `the image has ${size} bytes` },
+      { "content-range": `bytes */${size}` },
+    );
     return;
   }
   const isHead = req.method === "HEAD";

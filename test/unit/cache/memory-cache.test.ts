@@ -2,7 +2,12 @@ import { describe, expect, it } from "vitest";
 import { ENTRY_OVERHEAD_BYTES, MemoryCache, entrySize } from "../../../src/cache/memory-cache.ts";
 import type { Variant } from "../../../src/cache/tier.ts";
 
-const variant = (bytes: number): Variant => ({ body: Buffer.alloc(bytes), format: "jpeg", etag: '"x"', originalBytes: bytes });
+const variant = (bytes: number): Variant => ({
+  body: Buffer.alloc(bytes),
+  format: "jpeg",
+  etag: '"x"',
+  originalBytes: bytes,
+});
 
 describe("MemoryCache", () => {
   it("evicts least recently used entries first and never exceeds its byte budget", () => {
@@ -33,7 +38,13 @@ describe("MemoryCache", () => {
 
   it("expires entries after their TTL on the injected clock", () => {
     let now = 1_000; // lru-cache treats a start time of 0 as "no TTL": real clocks never read 0
-    const cache = new MemoryCache({ name: "t", maxBytes: 1_000_000, maxEntryBytes: 1_000_000, ttlSeconds: 10, now: () => now });
+    const cache = new MemoryCache({
+      name: "t",
+      maxBytes: 1_000_000,
+      maxEntryBytes: 1_000_000,
+      ttlSeconds: 10,
+      now: () => now,
+    });
     cache.set("a", variant(10));
     now += 9_999;
     expect(cache.get("a")).toBeDefined();

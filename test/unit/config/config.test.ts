@@ -23,8 +23,15 @@ describe("loadConfig", () => {
   });
 
   it("parses origins: http base URL with a prefix, s3, and a directory", () => {
-    expect(loadConfig({}, ["--origin", "http://host:8081/photos"]).origin.spec).toEqual({ kind: "http", baseUrl: "http://host:8081/photos/" });
-    expect(loadConfig({}, ["--origin", "s3://bucket/pre"]).origin.spec).toEqual({ kind: "s3", bucket: "bucket", prefix: "pre/" });
+    expect(loadConfig({}, ["--origin", "http://host:8081/photos"]).origin.spec).toEqual({
+      kind: "http",
+      baseUrl: "http://host:8081/photos/",
+    });
+    expect(loadConfig({}, ["--origin", "s3://bucket/pre"]).origin.spec).toEqual({
+      kind: "s3",
+      bucket: "bucket",
+      prefix: "pre/",
+    });
     expect(loadConfig({ IMAGIKA_ORIGIN: "./images" }, []).origin.spec).toEqual({ kind: "fs", root: "./images" });
   });
 
@@ -38,7 +45,14 @@ describe("loadConfig", () => {
   it("names every bad setting in one error", () => {
     let error: unknown;
     try {
-      loadConfig({ IMAGIKA_PORT: "http", IMAGIKA_CACHE_MAX_BYTES: "lots" }, ["--rate-limit", "-3", "--origin", "ftp://x/", "--origin-x", "1"]);
+      loadConfig({ IMAGIKA_PORT: "http", IMAGIKA_CACHE_MAX_BYTES: "lots" }, [
+        "--rate-limit",
+        "-3",
+        "--origin",
+        "ftp://x/",
+        "--origin-x",
+        "1",
+      ]);
     } catch (caught) {
       error = caught;
     }
