@@ -1,0 +1,84 @@
+import type { OptionLimits, TransformOptions } from "./options.ts";
+import { DEFAULT_QUALITY } from "./quality.ts";
+import { resolveTargetSize } from "./target-size.ts";
+
+/** "original" = encode in the original's own format (see resolveEncoding in pipeline.ts for gif, tiff, heif, svg). */
+export type OutputFormat = "avif" | "webp" | "jpeg" | "png" | "original";
+
+/**
+ * Bump when the pipeline starts producing different bytes for the same options (new step, new encoder settings),
+ * so persistent caches (disk, Redis) stop serving variants made the old way.
+ */
+export const PIPELINE_VERSION = 1;
+
+/**
+ * f=auto: avif if Accept lists image/avif (q>0), else webp if it lists image/webp, else "original". No f => "original".
+ * Explicit f => that. Only explicit listings count: browsers that cannot decode AVIF still send `image/*` and `*∕*`.
+ * The caller must send `Vary: Accept` for f=auto responses.
+ */
+export function negotiateFormat(options: TransformOptions, accept: string | undefined): OutputFormat {
+  if (options.format === undefined) return "original";
+  if (options.format !== "auto") return options.format;
+  if (accept === undefined) return "original";
+  const accepted = acceptedImageTypes(accept);
+  if (accepted.has("image/avif")) return "avif";
+  if (accepted.has("image/webp")) return "webp";
+  return "original";
+}
+
+/**
+ * Media types the Accept header lists with q>0 (RFC 9110 §12.5.1). A type also listed with q=0 is refused, since
+ * q=0 is an explicit "not acceptable"; a malformed q makes that one range count as absent.
+ */
+function acceptedImageTypes(accept: string): Set<string> {
+  const accepted = new Set<string>();
+  const refused = new Set<string>();
+  for (const range of accept.split(",")) {
+    const [type = "", ...params] = range.split(";");
+    const mediaType = type.trim().toLowerCase();
+    if (!mediaType.startsWith("image/")) continue;
+    let weight = 1;
+    for (const param of params) {
+      const [name = "", value = ""] = param.split("=");
+      if (name.trim().toLowerCase() !== "q") continue;
+      const text = value.trim();
+      weight = /^(0(\.\d{0,3})?|1(\.0{0,3})?)$/.test(text) ? Number(text) : NaN;
+    }
+    if (weight > 0) accepted.add(mediaType);
+    else if (weight === 0) refused.add(mediaType);
+  }
+  for (const mediaType of refused) accepted.delete(mediaType);
+  return accepted;
+}
+
+/**
+ * Canonical, order-independent string for the cache key from the normalised options AFTER negotiation, defaults
+ * applied: dpr folded into width/height and clamped, fit only when both sides are set (default cover), enlarge only
+ * when there is a size, quality defaulted per format (PNG: "lossless" or a palette quality). "auto" never appears.
+ * Two requests that must produce identical bytes get the same string; different outputs never share one.
+ * Example: "v1;f=webp;w=800;h=600;fit=cover;enlarge=0;q=80".
+ */
+export function variantKey(options: TransformOptions, format: OutputFormat, limits: OptionLimits): string {
+  const { width, height } = resolveTargetSize(options, limits);
+  const parts = [`v${PIPELINE_VERSION}`, `f=${format}`];
+  if (width !== undefined) parts.push(`w=${width}`);
+  if (height !== undefined) parts.push(`h=${height}`);
+  if (width !== undefined && height !== undefined) parts.push(`fit=${options.fit ?? "cover"}`);
+  if (width !== undefined || height !== undefined) parts.push(`enlarge=${options.enlarge ? 1 : 0}`);
+  parts.push(`q=${keyQuality(options.quality, format)}`);
+  return parts.join(";");
+}
+
+function keyQuality(quality: number | undefined, format: OutputFormat): string {
+  switch (format) {
+    case "avif":
+    case "webp":
+    case "jpeg":
+      return String(quality ?? DEFAULT_QUALITY[format]);
+    case "png":
+      return quality === undefined ? "lossless" : `palette${quality}`;
+    case "original":
+      // The original's format is not known here; the cache key also names the original, so "default" is exact.
+      return quality === undefined ? "default" : String(quality);
+  }
+}

@@ -1,0 +1,149 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { negotiateFormat, variantKey } from "../../../src/transform/negotiate.ts";
+import type { OutputFormat } from "../../../src/transform/negotiate.ts";
+import { parseTransformOptions } from "../../../src/transform/options.ts";
+import type { TransformOptions } from "../../../src/transform/options.ts";
+
+const LIMITS = { maxOutputDimension: 8192 };
+const CHROME = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
+const OLD_SAFARI = "image/webp,image/png,image/svg+xml,image/*;q=0.8,video/*;q=0.8,*/*;q=0.5";
+const OLD_FIREFOX = "image/png,image/*;q=0.8,*/*;q=0.5";
+
+function options(query: string): TransformOptions {
+  const parsed = parseTransformOptions(new URLSearchParams(query), LIMITS);
+  if (parsed === null) throw new Error("no options");
+  return parsed;
+}
+
+function keyOf(query: string, accept?: string): string {
+  const parsed = options(query);
+  return variantKey(parsed, negotiateFormat(parsed, accept), LIMITS);
+}
+
+describe("negotiateFormat", () => {
+  it("keeps the original format when f is absent, whatever Accept says", () => {
+    expect(negotiateFormat(options("w=10"), CHROME)).toBe("original");
+  });
+
+  it.each(["avif", "webp", "jpeg", "png"] as const)("honours an explicit f=%s", (format) => {
+    expect(negotiateFormat(options(`f=${format}`), OLD_FIREFOX)).toBe(format);
+  });
+
+  it.each([
+    [CHROME, "avif"],
+    [OLD_SAFARI, "webp"],
+    [OLD_FIREFOX, "original"],
+    [undefined, "original"],
+    ["", "original"],
+    ["*/*", "original"],
+    ["image/*", "original"],
+    ["image/webp, image/avif", "avif"],
+    ["IMAGE/AVIF", "avif"],
+    [" image/avif ; q=0.5 , image/webp;q=1", "avif"],
+    ["image/avif;q=0, image/webp", "webp"],
+    ["image/avif;q=0.000,image/webp;q=0", "original"],
+    ["image/avif;q=0.001", "avif"],
+    ["image/webp;q=0", "original"],
+    ["image/avif;q=banana, image/webp", "webp"],
+    ["image/avif;q=2", "original"],
+    ["image/avif, image/avif;q=0", "original"],
+    ["image/avifx, image/webpx", "original"],
+    ["text/html,application/xhtml+xml,image/webp;level=1", "webp"],
+  ] as const)("f=auto with Accept %j gives %s", (accept, expected) => {
+    expect(negotiateFormat(options("f=auto"), accept)).toBe(expected);
+  });
+});
+
+describe("variantKey", () => {
+  it("is the same for every order of the same query", () => {
+    const pairs = fc.uniqueArray(
+      fc.constantFrom<[string, string]>(
+        ["w", "320"],
+        ["h", "200"],
+        ["dpr", "2"],
+        ["fit", "contain"],
+        ["q", "55"],
+        ["f", "webp"],
+        ["enlarge", "1"],
+      ),
+      { minLength: 1, selector: ([key]) => key },
+    );
+    fc.assert(
+      fc.property(
+        pairs.chain((list) => fc.tuple(fc.constant(list), fc.shuffledSubarray(list, { minLength: list.length }))),
+        ([list, shuffled]) => {
+          const a = keyOf(new URLSearchParams(list).toString(), CHROME);
+          const b = keyOf(new URLSearchParams(shuffled).toString(), CHROME);
+          return a === b;
+        },
+      ),
+    );
+  });
+
+  it("never mentions auto", () => {
+    expect(keyOf("f=auto", CHROME)).toContain("f=avif");
+    expect(keyOf("f=auto", OLD_FIREFOX)).toContain("f=original");
+    expect(keyOf("f=auto", OLD_FIREFOX)).not.toContain("auto");
+  });
+
+  it.each([
+    ["w=400&dpr=2", "w=800"],
+    ["w=400&h=300&dpr=2", "w=800&h=600"],
+    ["w=800&h=600", "w=800&h=600&fit=cover"],
+    ["f=webp", "f=webp&q=80"],
+    ["f=jpeg", "f=jpeg&q=80"],
+    ["f=avif", "f=avif&q=60"],
+    ["w=100", "w=100&fit=contain"],
+    ["w=100", "w=100&enlarge=0"],
+    ["f=png", "f=png&enlarge=1"],
+    ["w=5000&dpr=2", "w=8192"],
+    ["w=6000&h=3000&dpr=2", "w=8192&h=4096"],
+    ["w=100&dpr=1", "w=100"],
+  ])("%s and %s make identical bytes, so they share a key", (a, b) => {
+    expect(keyOf(a, CHROME)).toBe(keyOf(b, CHROME));
+  });
+
+  it("gives different keys to every distinct output in a grid of options", () => {
+    // Reference normalisation written independently of the implementation: what the pipeline actually uses.
+    const formats: OutputFormat[] = ["avif", "webp", "jpeg", "png", "original"];
+    const defaults: Record<OutputFormat, string> = { avif: "60", webp: "80", jpeg: "80", png: "-", original: "-" };
+    const keyToOutput = new Map<string, string>();
+    const outputToKey = new Map<string, string>();
+    for (const w of [undefined, 100, 101, 200])
+      for (const h of [undefined, 100, 150])
+        for (const dpr of [1, 2])
+          for (const fit of [undefined, "cover", "contain", "fill", "inside", "outside"] as const)
+            for (const quality of [undefined, 60, 80])
+              for (const enlarge of [false, true])
+                for (const format of formats) {
+                  const opts: TransformOptions = {
+                    ...(w === undefined ? {} : { width: w }),
+                    ...(h === undefined ? {} : { height: h }),
+                    ...(fit === undefined ? {} : { fit }),
+                    ...(quality === undefined ? {} : { quality }),
+                    dpr,
+                    enlarge,
+                  };
+                  const hasSize = w !== undefined || h !== undefined;
+                  const output = JSON.stringify([
+                    format,
+                    w === undefined ? null : w * dpr,
+                    h === undefined ? null : h * dpr,
+                    w !== undefined && h !== undefined ? (fit ?? "cover") : null,
+                    hasSize ? enlarge : null,
+                    quality === undefined ? defaults[format] : String(quality),
+                  ]);
+                  const key = variantKey(opts, format, LIMITS);
+                  expect(keyToOutput.get(key) ?? output).toBe(output);
+                  expect(outputToKey.get(output) ?? key).toBe(key);
+                  keyToOutput.set(key, output);
+                  outputToKey.set(output, key);
+                }
+    expect(keyToOutput.size).toBeGreaterThan(1000);
+  });
+
+  it("distinguishes lossless PNG from palette PNG", () => {
+    expect(keyOf("f=png")).not.toBe(keyOf("f=png&q=80"));
+  });
+});
