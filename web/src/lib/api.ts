@@ -1,0 +1,211 @@
+import { describeResponseError, type HttpErrorDescription } from "./http-error.ts";
+import { encodeImagePath } from "./image-url.ts";
+
+/** One original as listed by `GET /api/images`. */
+export interface OriginalImage {
+  readonly path: string;
+  readonly width: number;
+  readonly height: number;
+  readonly bytes: number;
+  readonly format: string;
+}
+
+/** A request that failed: the HTTP status (0 when there was no response) explained. */
+export class ApiError extends Error {
+  readonly description: HttpErrorDescription;
+  constructor(description: HttpErrorDescription) {
+    super(`${description.title}: ${description.detail}`);
+    this.name = "ApiError";
+    this.description = description;
+  }
+}
+
+/** `GET /api/images`, validated: entries without a path or positive dimensions are dropped. */
+export async function fetchImages(signal?: AbortSignal): Promise<OriginalImage[]> {
+  const body = await getJson("/api/images", signal);
+  const list = isRecord(body) && Array.isArray(body.images) ? (body.images as unknown[]) : undefined;
+  if (!list) throw new ApiError(unexpectedShape("/api/images"));
+  return list.flatMap((item): OriginalImage[] => {
+    if (!isRecord(item) || typeof item.path !== "string" || item.path === "") return [];
+    const width = toNumber(item.width);
+    const height = toNumber(item.height);
+    if (!(width > 0 && height > 0)) return [];
+    return [
+      {
+        path: item.path,
+        width,
+        height,
+        bytes: toNumber(item.bytes),
+        format: typeof item.format === "string" ? item.format : "",
+      },
+    ];
+  });
+}
+
+/** Sizes of one cache part against its budget. */
+export interface CacheFill {
+  readonly entries: number;
+  readonly bytes: number;
+  readonly maxBytes: number;
+}
+
+/** `GET /api/stats`: counters since the proxy started. */
+export interface ProxyStats {
+  readonly uptimeSeconds: number;
+  readonly requests: number;
+  readonly hits: number;
+  readonly misses: number;
+  readonly hitRatio: number;
+  readonly originFetches: number;
+  readonly originErrors: number;
+  readonly coalesced: number;
+  readonly transforms: number;
+  readonly transformsInFlight: number;
+  readonly transformsQueued: number;
+  readonly rateLimited: number;
+  readonly shed: number;
+  readonly bytesServed: number;
+  readonly originalBytesEquivalent: number;
+  readonly cache: CacheFill & { readonly variants: CacheFill; readonly originals: CacheFill };
+  readonly rateLimit: { readonly perSecond: number; readonly burst: number };
+}
+
+/** `GET /api/stats`; missing numbers read as 0 so an older proxy still renders. */
+export async function fetchStats(signal?: AbortSignal): Promise<ProxyStats> {
+  const body = await getJson("/api/stats", signal, "no-store");
+  if (!isRecord(body)) throw new ApiError(unexpectedShape("/api/stats"));
+  return parseStats(body);
+}
+
+/** Narrows an `/api/stats` body; exported for tests. */
+export function parseStats(body: Record<string, unknown>): ProxyStats {
+  const num = (record: Record<string, unknown>, key: string): number => toNumber(record[key]);
+  const fill = (value: unknown): CacheFill => {
+    const record = isRecord(value) ? value : {};
+    return { entries: num(record, "entries"), bytes: num(record, "bytes"), maxBytes: num(record, "maxBytes") };
+  };
+  const cache = isRecord(body.cache) ? body.cache : {};
+  const rateLimit = isRecord(body.rateLimit) ? body.rateLimit : {};
+  return {
+    uptimeSeconds: num(body, "uptimeSeconds"),
+    requests: num(body, "requests"),
+    hits: num(body, "hits"),
+    misses: num(body, "misses"),
+    hitRatio: num(body, "hitRatio"),
+    originFetches: num(body, "originFetches"),
+    originErrors: num(body, "originErrors"),
+    coalesced: num(body, "coalesced"),
+    transforms: num(body, "transforms"),
+    transformsInFlight: num(body, "transformsInFlight"),
+    transformsQueued: num(body, "transformsQueued"),
+    rateLimited: num(body, "rateLimited"),
+    shed: num(body, "shed"),
+    bytesServed: num(body, "bytesServed"),
+    originalBytesEquivalent: num(body, "originalBytesEquivalent"),
+    cache: { ...fill(cache), variants: fill(cache.variants), originals: fill(cache.originals) },
+    rateLimit: { perSecond: num(rateLimit, "perSecond"), burst: num(rateLimit, "burst") },
+  };
+}
+
+/** Outcome of an admin call, already phrased for the page. */
+export interface AdminResult {
+  readonly status: number;
+  readonly isOk: boolean;
+  readonly message: string;
+}
+
+/** `DELETE /api/cache` (everything) or `DELETE /api/cache/<path>` (one original and its variants). */
+export async function purgeCache(token: string, path?: string): Promise<AdminResult> {
+  const url = path === undefined ? "/api/cache" : `/api/cache/${encodeImagePath(path)}`;
+  let response: Response;
+  try {
+    response = await fetch(url, { method: "DELETE", headers: { Authorization: `Bearer ${token}` } });
+  } catch {
+    return { status: 0, isOk: false, message: "No answer from the proxy: is it running?" };
+  }
+  const text = await response.text().catch(() => "");
+  return describeAdminResponse(response.status, text, path);
+}
+
+/** Phrases an admin response: 401/403 are token problems, 404 means the server has no admin token configured. */
+export function describeAdminResponse(status: number, bodyText: string, path?: string): AdminResult {
+  const what = path === undefined ? "the whole cache" : path;
+  if (status >= 200 && status < 300) {
+    const purged = purgedCount(bodyText);
+    const count = purged === undefined ? "" : ` (${purged} ${purged === 1 ? "entry" : "entries"})`;
+    return { status, isOk: true, message: `Purged ${what}${count}.` };
+  }
+  const serverMessage = messageOf(bodyText);
+  const messages: Record<number, string> = {
+    401: "401 Unauthorized: enter the admin token.",
+    403: "403 Forbidden: the proxy rejected this token.",
+    404: "404: admin endpoints are disabled on this server (no admin token configured).",
+    429: "429: rate limited; try again in a moment.",
+  };
+  const message = messages[status] ?? `${status}: ${serverMessage ?? "the purge failed."}`;
+  return { status, isOk: false, message };
+}
+
+function purgedCount(text: string): number | undefined {
+  try {
+    const value: unknown = JSON.parse(text);
+    if (!isRecord(value)) return undefined;
+    const count = value.purged ?? value.removed ?? value.deleted;
+    return typeof count === "number" ? count : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function messageOf(text: string): string | undefined {
+  try {
+    const value: unknown = JSON.parse(text);
+    return isRecord(value) && typeof value.message === "string" ? value.message : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function getJson(url: string, signal?: AbortSignal, cache?: RequestCache): Promise<unknown> {
+  let response: Response;
+  try {
+    response = await fetch(url, {
+      headers: { Accept: "application/json" },
+      ...(signal ? { signal } : {}),
+      ...(cache ? { cache } : {}),
+    });
+  } catch (error) {
+    if (error instanceof DOMException && error.name === "AbortError") throw error;
+    throw new ApiError({
+      status: 0,
+      code: undefined,
+      title: "Proxy unreachable",
+      detail: `No answer for ${url}: is the proxy running?`,
+      retryAfterSeconds: undefined,
+    });
+  }
+  if (!response.ok) throw new ApiError(await describeResponseError(response));
+  try {
+    return (await response.json()) as unknown;
+  } catch {
+    throw new ApiError(unexpectedShape(url));
+  }
+}
+
+function unexpectedShape(url: string): HttpErrorDescription {
+  return {
+    status: 200,
+    code: undefined,
+    title: "Unexpected answer",
+    detail: `${url} did not return the JSON this page expects.`,
+    retryAfterSeconds: undefined,
+  };
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function toNumber(value: unknown): number {
+  return typeof value === "number" && Number.isFinite(value) ? value : 0;
+}
