@@ -48,10 +48,9 @@ describe("TransformLimiter", () => {
     const accepted = [0, 1, 2].map(() => limiter.run(() => blocker.promise));
     const refused = limiter.run(() => Promise.resolve("never"));
     await expect(refused).rejects.toBeInstanceOf(ProxyError);
-    const error = await refused.catch((e: unknown) => e as ProxyError);
-    expect(error.code).toBe("OVERLOADED");
-    expect(error.status).toBe(503);
-    expect(error.retryAfterSeconds).toBeGreaterThanOrEqual(1);
+    const error: unknown = await refused.catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: "OVERLOADED", status: 503 });
+    expect((error as ProxyError).retryAfterSeconds).toBeGreaterThanOrEqual(1);
     expect(limiter.stats()).toEqual({ inFlight: 1, queued: 2, rejected: 1 });
     blocker.open();
     await Promise.all(accepted);
