@@ -285,7 +285,7 @@ describe("Transformer: refusals", () => {
     expect(codes).toContain("ok");
     expect(codes).toContain("OVERLOADED");
     const refused = results.find((r) => r.status === "rejected");
-    expect((refused as PromiseRejectedResult).reason).toMatchObject({ retryAfterSeconds: expect.any(Number) });
+    expect(((refused as PromiseRejectedResult).reason as ProxyError).retryAfterSeconds).toBeGreaterThanOrEqual(1);
     expect(busy.stats()).toMatchObject({ rejected: codes.filter((c) => c === "OVERLOADED").length, failures: 0 });
   });
 });
