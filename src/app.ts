@@ -21,8 +21,6 @@ import { TokenBucketLimiter } from "./rate-limit/token-bucket.ts";
 import { Transformer } from "./transform/pipeline.ts";
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-/** Query keys that belong to URL signing, not to transforms. */
-const SIGNATURE_KEYS: ReadonlySet<string> = new Set();
 
 export interface AppOptions {
   /** Injected clock (ms) for cache TTLs and token buckets; tests only. */
@@ -59,6 +57,13 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const log = options.logger ?? createLogger(config.log);
   const stats = new ProxyStats();
   const fetcher = createFetcher(config);
+  // Remote mode (/img?url=) exists only when --allowed-sources names hosts; its fetches pass the SSRF guard.
+  const remote =
+    config.origin.allowedSources.length === 0
+      ? undefined
+      : fetcher instanceof HttpFetcher
+        ? fetcher
+        : new HttpFetcher(config.origin);
   const cacheOptions = {
     maxEntryBytes: config.cache.maxEntryBytes,
     ttlSeconds: config.cache.ttlSeconds,
@@ -74,6 +79,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const transformer = new Transformer(config.transform);
   const proxy = new ImageProxy({
     fetcher,
+    remote,
     originals,
     variants,
     transformer,
@@ -239,7 +245,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
 
   const http = createHttpServer({
     config: config.http,
-    image: { maxOutputDimension: config.transform.maxOutputDimension, ignoredKeys: SIGNATURE_KEYS },
+    image: { maxOutputDimension: config.transform.maxOutputDimension, isRemoteEnabled: remote !== undefined },
     proxy,
     stats,
     limiter,
@@ -269,6 +275,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       log.info({ timeoutMs: config.http.shutdownTimeoutMs }, "shutting down");
       await http.close(config.http.shutdownTimeoutMs);
       await fetcher.close();
+      if (remote && remote !== fetcher) await remote.close();
       log.info("stopped");
       log.flush();
     })();

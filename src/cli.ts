@@ -11,7 +11,9 @@ import {
   SAMPLES_SETTINGS,
 } from "./config/config.ts";
 import type { Config } from "./config/config.ts";
-import { ConfigError, formatHelp, loadSettings } from "./config/settings.ts";
+import { int, text } from "./config/parsers.ts";
+import { ConfigError, formatHelp, loadSettings, setting } from "./config/settings.ts";
+import { signImageUrl } from "./http/signature.ts";
 import { generateSamples, hasImages } from "../origin-server/samples.ts";
 import { startOriginServer } from "../origin-server/server.ts";
 
@@ -22,6 +24,25 @@ const COMMANDS: Record<string, string> = {
   proxy: "Run the image proxy",
   origin: "Serve a directory of originals over HTTP",
   samples: "Generate the deterministic sample library of 4K originals",
+  sign: "Print a signed URL: imagika sign '/img/photo.jpg?w=800&f=auto' --signing-key <key>",
+};
+
+const SIGN_SETTINGS = {
+  signingKeys: PROXY_SETTINGS.signingKeys,
+  expiresIn: setting({
+    flag: "expires-in",
+    env: "SIGN_EXPIRES_IN",
+    parse: int(0, 10 * 365 * 86_400),
+    default: 0,
+    help: "Seconds until the URL expires (adds exp=; 0 = never)",
+  }),
+  baseUrl: setting({
+    flag: "base-url",
+    env: "SIGN_BASE_URL",
+    parse: text({ allowEmpty: true }),
+    default: "",
+    help: "Prefix for the printed URL, e.g. https://img.example.com",
+  }),
 };
 
 function mainHelp(): string {
@@ -87,6 +108,12 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<vo
             formatHelp("imagika samples [options]", COMMANDS.samples!, SAMPLES_SETTINGS, "IMAGIKA_SAMPLES_"),
           );
         return await runSamples(rest);
+      case "sign":
+        if (wantsHelp)
+          return void console.log(
+            formatHelp("imagika sign <'/img/<path>?<options>'> [options]", COMMANDS.sign!, SIGN_SETTINGS, ENV_PREFIX),
+          );
+        return runSign(rest);
       case "start":
         if (wantsHelp)
           return void console.log(formatHelp("imagika start [options]", COMMANDS.start!, START_SETTINGS, ENV_PREFIX));
@@ -120,6 +147,23 @@ function onSignals(stop: () => Promise<void>): void {
   };
   process.on("SIGTERM", handler);
   process.on("SIGINT", handler);
+}
+
+function runSign(argv: readonly string[]): void {
+  const { values, positionals } = loadSettings(SIGN_SETTINGS, { env: process.env, argv, envPrefix: ENV_PREFIX });
+  const problems: string[] = [];
+  if (positionals.length !== 1) problems.push("give exactly one URL path to sign, e.g. '/img/photo.jpg?w=800'");
+  const key = values.signingKeys[0];
+  if (key === undefined) problems.push("--signing-key (or IMAGIKA_SIGNING_KEY) is required");
+  if (problems.length > 0 || key === undefined) throw new ConfigError(problems);
+  const expiresAt = values.expiresIn > 0 ? Math.floor(Date.now() / 1000) + values.expiresIn : undefined;
+  let signed: string;
+  try {
+    signed = signImageUrl(positionals[0]!, key, expiresAt); // one positional, checked above
+  } catch (error) {
+    throw new ConfigError([error instanceof Error ? error.message : String(error)]);
+  }
+  console.log(`${values.baseUrl.replace(/\/$/, "")}${signed}`);
 }
 
 async function runProxy(argv: readonly string[], deps: CliDeps): Promise<void> {

@@ -1,5 +1,5 @@
 import { availableParallelism } from "node:os";
-import { bandwidth, bool, bytes, float, int, oneOf, text } from "./parsers.ts";
+import { bandwidth, bool, bytes, float, int, list, oneOf, text } from "./parsers.ts";
 import type { ParseResult } from "./parsers.ts";
 import { loadSettings, setting } from "./settings.ts";
 import type { SettingValues } from "./settings.ts";
@@ -271,6 +271,70 @@ export const PROXY_SETTINGS = {
     default: "*",
     help: "Access-Control-Allow-Origin and Timing-Allow-Origin for image responses (empty: none)",
   }),
+  signingKeys: setting({
+    flag: "signing-key",
+    env: "SIGNING_KEY",
+    parse: list(),
+    default: [] as readonly string[],
+    help: "HMAC-SHA256 key(s) for signed URLs, comma-separated (first signs, all verify: rotation); set = unsigned URLs get 403",
+  }),
+  allowedSources: setting({
+    flag: "allowed-sources",
+    env: "ALLOWED_SOURCES",
+    parse: list(),
+    default: [] as readonly string[],
+    help: "Host patterns (images.example.com, *.example.org) that enable remote mode GET /img?url=...; empty = off",
+  }),
+  maxRedirects: setting({
+    flag: "max-redirects",
+    env: "MAX_REDIRECTS",
+    parse: int(0, 10),
+    default: 3,
+    help: "Redirects followed per origin fetch; every hop passes the SSRF guard",
+  }),
+  allowPrivateOrigins: setting({
+    flag: "allow-private-origins",
+    env: "ALLOW_PRIVATE_ORIGINS",
+    parse: bool(),
+    default: false,
+    bareValue: "true",
+    help: "Let redirects and remote mode reach loopback, private, link-local and metadata addresses (unsafe)",
+  }),
+  maxConnectionsPerClient: setting({
+    flag: "max-connections-per-client",
+    env: "MAX_CONNECTIONS_PER_CLIENT",
+    parse: int(1, 1_000_000),
+    default: 1024,
+    help: "Open connections one client address (IPv6: its /64) may hold; more are closed at once. Behind a load balancer all connections share its address: raise it there",
+  }),
+  crossOriginResourcePolicy: setting({
+    flag: "cross-origin-resource-policy",
+    env: "CROSS_ORIGIN_RESOURCE_POLICY",
+    parse: oneOf(["cross-origin", "same-site", "same-origin", "off"]),
+    default: "cross-origin",
+    help: "Cross-Origin-Resource-Policy on image responses (off: not sent)",
+  }),
+  headersTimeoutMs: setting({
+    flag: "headers-timeout-ms",
+    env: "HEADERS_TIMEOUT_MS",
+    parse: int(100, 600_000),
+    default: 10_000,
+    help: "Time a client has to send its request headers (slowloris guard)",
+  }),
+  requestTimeoutMs: setting({
+    flag: "request-timeout-ms",
+    env: "REQUEST_TIMEOUT_MS",
+    parse: int(100, 600_000),
+    default: 30_000,
+    help: "Time a client has to send its whole request",
+  }),
+  keepAliveTimeoutMs: setting({
+    flag: "keep-alive-timeout-ms",
+    env: "KEEP_ALIVE_TIMEOUT_MS",
+    parse: int(0, 600_000),
+    default: 5_000,
+    help: "How long an idle keep-alive connection stays open",
+  }),
   shutdownTimeoutMs: setting({
     flag: "shutdown-timeout-ms",
     env: "SHUTDOWN_TIMEOUT_MS",
@@ -330,6 +394,10 @@ export interface OriginConfig {
   readonly bodyTimeoutMs: number;
   readonly totalTimeoutMs: number;
   readonly connections: number;
+  readonly maxRedirects: number;
+  readonly allowPrivateOrigins: boolean;
+  /** Host patterns for remote mode (`GET /img?url=`); empty: remote mode off. */
+  readonly allowedSources: readonly string[];
 }
 
 export interface CacheConfig {
@@ -364,6 +432,12 @@ export interface HttpConfig {
   readonly webRoot: string;
   readonly corsOrigin: string;
   readonly shutdownTimeoutMs: number;
+  readonly signingKeys: readonly string[];
+  readonly maxConnectionsPerClient: number;
+  readonly crossOriginResourcePolicy: string;
+  readonly headersTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly keepAliveTimeoutMs: number;
 }
 
 export interface LogConfig {
@@ -386,6 +460,9 @@ export function buildConfig(s: ProxySettings): Config {
       bodyTimeoutMs: s.originBodyTimeoutMs,
       totalTimeoutMs: s.originTotalTimeoutMs,
       connections: s.originConnections,
+      maxRedirects: s.maxRedirects,
+      allowPrivateOrigins: s.allowPrivateOrigins,
+      allowedSources: s.allowedSources,
     },
     cache: {
       maxBytes: s.cacheMaxBytes,
@@ -412,6 +489,12 @@ export function buildConfig(s: ProxySettings): Config {
       webRoot: s.webRoot,
       corsOrigin: s.corsOrigin,
       shutdownTimeoutMs: s.shutdownTimeoutMs,
+      signingKeys: s.signingKeys,
+      maxConnectionsPerClient: s.maxConnectionsPerClient,
+      crossOriginResourcePolicy: s.crossOriginResourcePolicy,
+      headersTimeoutMs: s.headersTimeoutMs,
+      requestTimeoutMs: s.requestTimeoutMs,
+      keepAliveTimeoutMs: s.keepAliveTimeoutMs,
     },
     log: { level: s.logLevel, pretty: s.logPretty },
   });

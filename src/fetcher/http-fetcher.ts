@@ -3,9 +3,11 @@ import type { Dispatcher } from "undici";
 import type { OriginConfig } from "../config/config.ts";
 import { ProxyError } from "../errors.ts";
 import type { Fetcher } from "./fetcher.ts";
+import { checkUntrustedUrl, guardedLookup, hostMatches } from "./ssrf.ts";
 
 /** Largest origin listing (/index.json) relayed to /api/images. */
 const MAX_LISTING_BYTES = 8 * 1024 * 1024;
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
 /**
  * Fetches originals from an HTTP(S) base URL through one keep-alive undici Agent. Every download is bounded three
@@ -16,19 +18,32 @@ export class HttpFetcher implements Fetcher {
   readonly description: string;
   readonly #baseUrl: string;
   readonly #config: OriginConfig;
+  readonly #trustedOrigin: string | undefined;
+  /** Connections to the configured origin: trusted, may be private (it is usually on the LAN). */
   readonly #agent: Agent;
+  /** Connections anywhere else (redirect targets, remote mode): every resolved address passes the SSRF guard. */
+  readonly #guardedAgent: Agent;
 
+  /** `config.spec` may be a non-HTTP origin: then only remote mode (fetchUrl) uses this fetcher. */
   constructor(config: OriginConfig) {
-    if (config.spec.kind !== "http") throw new Error("HttpFetcher needs an http(s) origin");
     this.#config = config;
-    this.#baseUrl = config.spec.baseUrl;
-    this.description = config.spec.baseUrl;
-    this.#agent = new Agent({
-      connections: config.connections,
-      connect: { timeout: config.connectTimeoutMs },
+    this.#baseUrl = config.spec.kind === "http" ? config.spec.baseUrl : "";
+    this.#trustedOrigin = config.spec.kind === "http" ? new URL(config.spec.baseUrl).origin : undefined;
+    this.description = config.spec.kind === "http" ? config.spec.baseUrl : "remote sources";
+    const common = {
       headersTimeout: config.headersTimeoutMs,
       bodyTimeout: config.bodyTimeoutMs,
       keepAliveTimeout: 30_000,
+    };
+    this.#agent = new Agent({
+      ...common,
+      connections: config.connections,
+      connect: { timeout: config.connectTimeoutMs },
+    });
+    this.#guardedAgent = new Agent({
+      ...common,
+      connections: config.connections,
+      connect: { timeout: config.connectTimeoutMs, ...(config.allowPrivateOrigins ? {} : { lookup: guardedLookup }) },
     });
   }
 
@@ -39,6 +54,15 @@ export class HttpFetcher implements Fetcher {
 
   async fetchOriginal(path: string, signal?: AbortSignal): Promise<Buffer> {
     return this.#download(this.urlOf(path), this.#config.maxSourceBytes, signal);
+  }
+
+  /** Remote mode: an absolute URL whose host matches --allowed-sources, fetched through the SSRF guard. */
+  async fetchUrl(url: string, signal?: AbortSignal): Promise<Buffer> {
+    const parsed = new URL(url);
+    if (!hostMatches(parsed.hostname, this.#config.allowedSources)) {
+      throw new ProxyError("FORBIDDEN", `${parsed.hostname} is not an allowed source`);
+    }
+    return this.#download(parsed.href, this.#config.maxSourceBytes, signal);
   }
 
   /** The origin's `/index.json` listing, relayed by /api/images. */
@@ -62,23 +86,38 @@ export class HttpFetcher implements Fetcher {
   }
 
   async close(): Promise<void> {
-    await this.#agent.close();
+    await Promise.all([this.#agent.close(), this.#guardedAgent.close()]);
   }
 
   async #download(url: string, maxBytes: number, signal?: AbortSignal): Promise<Buffer> {
     const deadline = AbortSignal.timeout(this.#config.totalTimeoutMs);
     const combined = signal ? AbortSignal.any([signal, deadline]) : deadline;
     let response: Dispatcher.ResponseData;
-    try {
-      response = await request(url, {
-        dispatcher: this.#agent,
-        method: "GET",
-        signal: combined,
-        // identity: we never inflate a compressed body, so a gzip bomb cannot expand past the byte cap.
-        headers: { accept: "image/avif,image/webp,image/*;q=0.9,*/*;q=0.5", "accept-encoding": "identity" },
-      });
-    } catch (error) {
-      throw translateError(error, deadline);
+    let target = new URL(url);
+    for (let hop = 0; ; hop++) {
+      const isTrusted = target.origin === this.#trustedOrigin;
+      if (!isTrusted) checkUntrustedUrl(target, this.#config.allowPrivateOrigins);
+      try {
+        response = await request(target, {
+          dispatcher: isTrusted ? this.#agent : this.#guardedAgent,
+          method: "GET",
+          signal: combined,
+          // identity: we never inflate a compressed body, so a gzip bomb cannot expand past the byte cap.
+          // No client header (Cookie, Authorization) is ever forwarded: every origin response is public.
+          headers: { accept: "image/avif,image/webp,image/*;q=0.9,*/*;q=0.5", "accept-encoding": "identity" },
+        });
+      } catch (error) {
+        throw translateError(error, deadline);
+      }
+      if (!REDIRECTS.has(response.statusCode)) break;
+      discard(response.body);
+      const location = response.headers.location;
+      if (typeof location !== "string")
+        throw new ProxyError("ORIGIN_FAILED", "the origin redirected without a Location");
+      if (hop >= this.#config.maxRedirects) {
+        throw new ProxyError("ORIGIN_FAILED", `the origin redirected more than ${this.#config.maxRedirects} times`);
+      }
+      target = new URL(location, target);
     }
     const { statusCode, headers, body } = response;
     if (statusCode !== 200) {
@@ -128,6 +167,11 @@ function statusError(statusCode: number): ProxyError {
 /** Network and undici errors become ORIGIN_* codes here, keeping the cause. */
 export function translateError(error: unknown, deadline: AbortSignal): ProxyError {
   if (error instanceof ProxyError) return error;
+  if ((error as { code?: unknown } | null)?.code === "EBLOCKEDADDRESS") {
+    return new ProxyError("FORBIDDEN", "the source resolves to a private, loopback or reserved address", {
+      cause: error,
+    });
+  }
   if (
     deadline.aborted ||
     error instanceof undiciErrors.ConnectTimeoutError ||

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { createServer } from "node:http";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import type { HttpConfig } from "../config/config.ts";
 import { ProxyError } from "../errors.ts";
 import type { Logger } from "../log.ts";
@@ -24,7 +25,7 @@ const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
 export interface HttpDeps {
   readonly config: HttpConfig;
-  readonly image: Omit<ImageHandlerOptions, "cacheControlMaxAge" | "corsOrigin">;
+  readonly image: { readonly maxOutputDimension: number; readonly isRemoteEnabled: boolean };
   readonly proxy: ImageProxy;
   readonly stats: ProxyStats;
   readonly limiter: TokenBucketLimiter | undefined;
@@ -50,6 +51,8 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     ...deps.image,
     cacheControlMaxAge: config.cacheControlMaxAge,
     corsOrigin: config.corsOrigin,
+    crossOriginResourcePolicy: config.crossOriginResourcePolicy,
+    signingKeys: config.signingKeys,
   };
   const policy = limiter
     ? `"default";q=${limiter.burst};w=${Math.max(1, Math.ceil(limiter.burst / limiter.perSecond))}`
@@ -94,9 +97,13 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
         res.setHeader("allow", "GET, HEAD");
         throw new ProxyError("METHOD_NOT_ALLOWED", "images are read with GET or HEAD");
       }
+      if (hasBody(req)) {
+        res.setHeader("connection", "close");
+        throw new ProxyError("BODY_NOT_ALLOWED", "image requests carry no body");
+      }
       if (!admit(req, res)) return undefined;
       stats.requests++;
-      if (!url.startsWith("/img/")) throw new ProxyError("INVALID_PATH", "the URL names no image: use /img/<path>");
+      if (url === "/img") throw new ProxyError("INVALID_PATH", "the URL names no image: use /img/<path>");
       return handleImage(req, res, url, deps.proxy, stats, deps.metrics, imageOptions, started);
     }
     const pathname = url.split("?")[0] ?? url;
@@ -132,7 +139,12 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
   }
 
   const server = createServer(
-    { maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: 30_000, headersTimeout: 10_000 },
+    {
+      maxHeaderSize: MAX_HEADER_BYTES,
+      requestTimeout: config.requestTimeoutMs,
+      headersTimeout: config.headersTimeoutMs,
+      connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs),
+    },
     (req, res) => {
       const started = performance.now();
       const url = req.url ?? "/";
@@ -170,7 +182,24 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
       );
     },
   );
-  server.keepAliveTimeout = 5_000;
+  // Per-client connection cap: one address (IPv6: its /64) may not hold every socket the process can open.
+  const connectionsByClient = new Map<string, number>();
+  server.on("connection", (socket: Socket) => {
+    const key = clientKeyOf(socket.remoteAddress ?? "unknown");
+    const open = (connectionsByClient.get(key) ?? 0) + 1;
+    if (open > config.maxConnectionsPerClient) {
+      stats.rejectedConnections++;
+      socket.destroy();
+      return;
+    }
+    connectionsByClient.set(key, open);
+    socket.once("close", () => {
+      const left = (connectionsByClient.get(key) ?? 1) - 1;
+      if (left <= 0) connectionsByClient.delete(key);
+      else connectionsByClient.set(key, left);
+    });
+  });
+  server.keepAliveTimeout = config.keepAliveTimeoutMs;
   server.maxRequestsPerSocket = 10_000;
   server.on("clientError", (error: NodeJS.ErrnoException, socket) => {
     // Malformed requests and oversized headers: answer without a stack trace when the socket still allows it.
@@ -206,6 +235,12 @@ function routeOf(url: string): string {
     return url.startsWith("/api/cache") ? "purge" : url.startsWith("/api/images") ? "images" : "stats";
   if (url === "/healthz" || url === "/readyz" || url === "/metrics") return url.slice(1);
   return "static";
+}
+
+/** A GET/HEAD with a body is refused: nothing reads it, and a large one would tie the socket up. */
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers["content-length"];
+  return (length !== undefined && length !== "0") || req.headers["transfer-encoding"] !== undefined;
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {

@@ -14,7 +14,10 @@ import { Coalescer } from "./coalesce.ts";
 import type { ProxyStats } from "./stats.ts";
 
 export interface ImageRequest {
-  /** Validated origin path (decoded segments joined by "/"). */
+  /**
+   * Validated origin path (decoded segments joined by "/"), or in remote mode an absolute http(s) URL. The two
+   * cannot collide: a validated path never contains "//".
+   */
   readonly path: string;
   /** null: deliver the original's bytes unchanged. */
   readonly options: TransformOptions | null;
@@ -44,6 +47,8 @@ interface Produced {
 
 export interface ImageProxyDeps {
   readonly fetcher: Fetcher;
+  /** Remote mode (`/img?url=`), when --allowed-sources is set. */
+  readonly remote?: { fetchUrl(url: string): Promise<Buffer> } | undefined;
   readonly originals: MemoryCache;
   readonly variants: MemoryCache;
   readonly transformer: Transformer;
@@ -167,7 +172,9 @@ export class ImageProxy {
     stats.originFetches++;
     let body: Buffer;
     try {
-      body = await fetcher.fetchOriginal(path);
+      if (!path.includes("//")) body = await fetcher.fetchOriginal(path);
+      else if (this.#deps.remote) body = await this.#deps.remote.fetchUrl(path);
+      else throw new ProxyError("FORBIDDEN", "remote sources are not enabled on this proxy");
     } catch (error) {
       stats.originErrors++;
       const code = error instanceof ProxyError ? error.code : "INTERNAL";

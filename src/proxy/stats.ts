@@ -10,6 +10,8 @@ export class ProxyStats {
   readonly originErrorsByCode = new Map<string, number>();
   negativeHits = 0;
   rateLimited = 0;
+  /** Connections closed at once because their client already held --max-connections-per-client. */
+  rejectedConnections = 0;
   shed = 0;
   bytesServed = 0;
   /** What the originals behind every served image would have cost. */

@@ -1,4 +1,5 @@
 import { isIP } from "node:net";
+import { ipv6Groups } from "../ip.ts";
 
 /**
  * The rate-limit identity of a client. IPv4 addresses are used whole; IPv6 addresses are cut to their /64, since
@@ -10,25 +11,10 @@ export function clientKeyOf(address: string): string {
   if (isIP(ip) !== 6) return ip || "unknown";
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
   if (mapped?.[1] !== undefined) return mapped[1];
-  return `${expandIPv6(ip).slice(0, 4).join(":")}::/64`;
-}
-
-function expandIPv6(ip: string): string[] {
-  const zoneless = ip.split("%")[0] ?? ip;
-  const [head = "", tail] = zoneless.split("::");
-  const left = head === "" ? [] : head.split(":");
-  const right = tail === undefined || tail === "" ? [] : tail.split(":");
-  // An embedded IPv4 tail (a.b.c.d) counts as two groups.
-  const fix = (groups: string[]): string[] =>
-    groups.flatMap((group) => {
-      if (!group.includes(".")) return [group];
-      const [a = 0, b = 0, c = 0, d = 0] = group.split(".").map(Number);
-      return [((a << 8) | b).toString(16), ((c << 8) | d).toString(16)];
-    });
-  const l = fix(left);
-  const r = fix(right);
-  const zeros = tail === undefined ? [] : new Array<string>(Math.max(0, 8 - l.length - r.length)).fill("0");
-  return [...l, ...zeros, ...r].map((group) => (parseInt(group, 16) || 0).toString(16));
+  return `${ipv6Groups(ip)
+    .slice(0, 4)
+    .map((group) => group.toString(16))
+    .join(":")}::/64`;
 }
 
 /**

@@ -265,7 +265,7 @@ describe("errors", () => {
     await expectError(`${proxy.url}/img/text.jpg`, 415, "NOT_AN_IMAGE");
     await expectError(`${proxy.url}/img/liar.jpg`, 413, "SOURCE_TOO_LARGE");
     await expectError(`${proxy.url}/img/photo.jpg?bogus=1`, 400, "INVALID_OPTIONS");
-    await expectError(`${proxy.url}/nope`, 404, "NOT_FOUND");
+    await expectError(`${proxy.url}/api/nope`, 404, "NOT_FOUND");
     const before = origin.count("/boom.jpg");
     await expectError(`${proxy.url}/img/boom.jpg`, 502, "ORIGIN_FAILED");
     expect(origin.count("/boom.jpg")).toBe(before + 1); // failures are not cached

@@ -5,15 +5,48 @@ import type { ImageProxy, ProxyResult } from "../../proxy/image-proxy.ts";
 import type { ProxyStats } from "../../proxy/stats.ts";
 import { parseTransformOptions } from "../../transform/options.ts";
 import { matchesIfNoneMatch, parseRange } from "../conditional.ts";
+import { ProxyError } from "../../errors.ts";
 import { parseImagePath } from "../path.ts";
 import { sendJson } from "../respond.ts";
+import { SIGNATURE_KEYS, verifySignature } from "../signature.ts";
 
 export interface ImageHandlerOptions {
   readonly cacheControlMaxAge: number;
   readonly corsOrigin: string;
+  /** Cross-Origin-Resource-Policy value, or "off". */
+  readonly crossOriginResourcePolicy: string;
   readonly maxOutputDimension: number;
-  /** Query keys handled before transform parsing (signatures). */
-  readonly ignoredKeys: ReadonlySet<string>;
+  /** Non-empty: every image URL must carry a valid `s` signature under one of these keys. */
+  readonly signingKeys: readonly string[];
+  /** Remote mode (`/img?url=`) is on. */
+  readonly isRemoteEnabled: boolean;
+}
+
+const REMOTE_KEYS: ReadonlySet<string> = new Set(["url"]);
+const SIGNED_REMOTE_KEYS: ReadonlySet<string> = new Set(["url", ...SIGNATURE_KEYS]);
+
+/** Longest remote source URL accepted. */
+const MAX_REMOTE_URL_LENGTH = 2048;
+
+/** `/img?url=<absolute http(s) URL>`: the one source of a remote-mode request, normalised by WHATWG URL parsing. */
+function remoteSource(params: URLSearchParams): string {
+  const values = params.getAll("url");
+  if (values.length !== 1 || values[0] === undefined || values[0] === "") {
+    throw new ProxyError("INVALID_OPTIONS", "remote mode needs exactly one url=<absolute http(s) URL>");
+  }
+  if (values[0].length > MAX_REMOTE_URL_LENGTH) throw new ProxyError("INVALID_OPTIONS", "url is too long");
+  let parsed: URL;
+  try {
+    parsed = new URL(values[0]);
+  } catch {
+    throw new ProxyError("INVALID_OPTIONS", "url is not an absolute URL");
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:")
+    throw new ProxyError("FORBIDDEN", "only http and https sources are allowed");
+  if (parsed.username !== "" || parsed.password !== "")
+    throw new ProxyError("FORBIDDEN", "source URLs may not carry credentials");
+  parsed.hash = "";
+  return parsed.href;
 }
 
 /** What the request log line reports about the cache. */
@@ -31,10 +64,20 @@ export async function handleImage(
   started: number,
 ): Promise<CacheOutcome> {
   const queryAt = url.indexOf("?");
-  const path = parseImagePath(url.slice(5, queryAt < 0 ? undefined : queryAt)); // after "/img/"
   const query = queryAt < 0 ? "" : url.slice(queryAt + 1);
-  const transform =
-    query === "" ? null : parseTransformOptions(new URLSearchParams(query), options, options.ignoredKeys);
+  const params = new URLSearchParams(query);
+  const isRemote = !url.startsWith("/img/");
+  if (isRemote && !options.isRemoteEnabled) {
+    throw new ProxyError(
+      "NOT_FOUND",
+      "remote mode is off: use /img/<path> (or start the proxy with --allowed-sources)",
+    );
+  }
+  const path = isRemote ? remoteSource(params) : parseImagePath(url.slice(5, queryAt < 0 ? undefined : queryAt)); // after "/img/"
+  const isSigned = options.signingKeys.length > 0;
+  if (isSigned) verifySignature(isRemote ? "" : path, params, options.signingKeys, Date.now() / 1000);
+  const ignored = isRemote ? (isSigned ? SIGNED_REMOTE_KEYS : REMOTE_KEYS) : isSigned ? SIGNATURE_KEYS : undefined;
+  const transform = query === "" ? null : parseTransformOptions(params, options, ignored);
   const result = await proxy.get({ path, options: transform, accept: req.headers.accept });
   sendVariant(req, res, result, stats, options, started);
   if (result.cacheStatus === "miss" && !result.collapsed) {
@@ -93,6 +136,8 @@ function sendVariant(
     "default-src 'none'; sandbox",
   ];
   if (result.varyAccept) headers.push("vary", "Accept");
+  if (options.crossOriginResourcePolicy !== "off")
+    headers.push("cross-origin-resource-policy", options.crossOriginResourcePolicy);
   if (options.corsOrigin !== "") {
     headers.push(
       "access-control-allow-origin",
