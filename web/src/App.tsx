@@ -69,6 +69,12 @@ export function App() {
           Imagika
         </h1>
         <p className="app__tagline">High-resolution originals, right-sized on the fly.</p>
+        <nav className="app__nav" aria-label="Sections">
+          <a href="#gallery">Gallery</a>
+          <a href="#dashboard">Dashboard</a>
+          <a href="#burst">Burst</a>
+          <a href="#admin">Admin</a>
+        </nav>
       </header>
       <div className="app__layout">
         <main className="app__main">

@@ -17,7 +17,7 @@ export function AdminPanel({ token, onTokenChange }: { token: string; onTokenCha
   };
 
   return (
-    <section className="panel admin" aria-labelledby={`${id}-title`}>
+    <section id="admin" className="panel admin" aria-labelledby={`${id}-title`}>
       <div className="section-head">
         <h2 id={`${id}-title`}>Admin</h2>
       </div>

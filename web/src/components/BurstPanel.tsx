@@ -29,7 +29,7 @@ export function BurstPanel({ images, accept }: { images: readonly OriginalImage[
   };
 
   return (
-    <section className="panel burst" aria-labelledby={`${id}-title`}>
+    <section id="burst" className="panel burst" aria-labelledby={`${id}-title`}>
       <div className="section-head">
         <h2 id={`${id}-title`}>Burst</h2>
       </div>

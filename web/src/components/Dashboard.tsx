@@ -44,7 +44,7 @@ export function Dashboard() {
 
   const rates = deriveRates(history);
   return (
-    <section className="panel dashboard" aria-labelledby="dashboard-title">
+    <section id="dashboard" className="panel dashboard" aria-labelledby="dashboard-title">
       <div className="section-head">
         <h2 id="dashboard-title">Proxy, live</h2>
         <span className="section-head__meta">

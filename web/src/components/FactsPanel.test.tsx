@@ -58,3 +58,23 @@ describe("FactsPanel", () => {
     expect(screen.queryByTestId("saving")).toBeNull();
   });
 });
+
+describe("FactsPanel with the original bytes", () => {
+  it("says 'same size' and shows a Server-Timing entry without a duration as text", () => {
+    render(
+      <FactsPanel
+        original={original}
+        delivered={{
+          ...delivered,
+          bytes: original.bytes,
+          cacheStatus: "imagika; hit",
+          serverTiming: 'cache;desc="hit", total;dur=1.63',
+        }}
+      />,
+    );
+    expect(screen.getByTestId("saving").textContent).toBe("same size");
+    expect(screen.getByTestId("cache-status").textContent).toBe("Hit");
+    const rows = within(screen.getByRole("list", { name: "Server-Timing breakdown" })).getAllByRole("listitem");
+    expect(rows.map((row) => row.textContent)).toEqual(["cachehit", "total1.6 ms"]);
+  });
+});

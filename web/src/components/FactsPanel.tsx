@@ -82,7 +82,7 @@ export function FactsPanel({
               "…"
             ) : (
               <span data-testid="saving" className={saving >= 0 ? "facts__good" : "facts__bad"}>
-                {saving >= 0 ? `${formatPercent(saving, 1)} smaller` : `${formatPercent(-saving, 1)} larger`}
+                {describeSaving(saving)}
               </span>
             )}
           </dd>
@@ -124,16 +124,22 @@ export function FactsPanel({
         <ul className="timing" aria-label="Server-Timing breakdown">
           {phases.map((entry) => (
             <li key={entry.name} className={`timing__row timing__row--${entry.name}`}>
-              <span className="timing__name" title={entry.description}>
+              <span className="timing__name" title={entry.description ?? entry.name}>
                 {entry.name}
               </span>
-              <span className="timing__track" aria-hidden="true">
-                <span
-                  className="timing__bar"
-                  style={{ width: `${Math.max(1, ((entry.durationMs ?? 0) / longestMs) * 100)}%` }}
-                />
-              </span>
-              <span className="timing__value">{entry.durationMs === undefined ? "–" : formatMs(entry.durationMs)}</span>
+              {entry.durationMs === undefined ? (
+                <span className="timing__note">{entry.description ?? ""}</span>
+              ) : (
+                <>
+                  <span className="timing__track" aria-hidden="true">
+                    <span
+                      className="timing__bar"
+                      style={{ width: `${Math.max(1, (entry.durationMs / longestMs) * 100)}%` }}
+                    />
+                  </span>
+                  <span className="timing__value">{formatMs(entry.durationMs)}</span>
+                </>
+              )}
             </li>
           ))}
         </ul>
@@ -145,4 +151,10 @@ export function FactsPanel({
 function phaseRank(name: string): number {
   const index = (SERVER_TIMING_PHASES as readonly string[]).indexOf(name);
   return index === -1 ? SERVER_TIMING_PHASES.indexOf("total") - 0.5 : index; // unknown metrics go just before `total`
+}
+
+/** 0.97 → "97.0% smaller", -0.5 → "50.0% larger", and "same size" when the rounded figure would read 0.0%. */
+function describeSaving(saving: number): string {
+  if (Math.abs(saving) < 0.0005) return "same size";
+  return saving > 0 ? `${formatPercent(saving, 1)} smaller` : `${formatPercent(-saving, 1)} larger`;
 }

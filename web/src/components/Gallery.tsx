@@ -23,7 +23,7 @@ export function Gallery({
 }) {
   const count = state.kind === "ready" ? `${state.images.length} originals` : "";
   return (
-    <section className="gallery" aria-labelledby="gallery-title" aria-busy={state.kind === "loading"}>
+    <section id="gallery" className="gallery" aria-labelledby="gallery-title" aria-busy={state.kind === "loading"}>
       <div className="section-head">
         <h2 id="gallery-title">Gallery</h2>
         <span className="section-head__meta">{count}</span>

@@ -10,11 +10,11 @@ import { HttpErrorNotice } from "./Notice.tsx";
 export type ViewerFormat = Exclude<OutputFormat, "png"> | "original";
 
 const FORMAT_CHOICES: readonly { value: ViewerFormat; label: string }[] = [
-  { value: "auto", label: "Auto (negotiated)" },
+  { value: "auto", label: "Auto" },
   { value: "avif", label: "AVIF" },
   { value: "webp", label: "WebP" },
   { value: "jpeg", label: "JPEG" },
-  { value: "original", label: "Original bytes" },
+  { value: "original", label: "Original (no options)" },
 ];
 
 const WIDTH_CHOICES = [320, 640, 960, 1280, 1920, 2560, 3840] as const;
@@ -226,7 +226,7 @@ export function Viewer({
                     }))
                   }
                 >
-                  <option value="fit">Fit this screen ({Math.round(dpr * 100) / 100}× DPR)</option>
+                  <option value="fit">Fit screen ({Math.round(dpr * 100) / 100}×)</option>
                   {WIDTH_CHOICES.filter((w) => w <= image.width).map((w) => (
                     <option key={w} value={w}>
                       {w} px
@@ -259,7 +259,7 @@ export function Viewer({
                     }))
                   }
                 >
-                  <option value="default">Proxy default</option>
+                  <option value="default">Default</option>
                   {QUALITY_CHOICES.map((q) => (
                     <option key={q} value={q}>
                       {q}
