@@ -9,6 +9,7 @@ import type { Fetcher } from "./fetcher/fetcher.ts";
 import { FsFetcher } from "./fetcher/fs-fetcher.ts";
 import { HttpFetcher } from "./fetcher/http-fetcher.ts";
 import { S3Fetcher } from "./fetcher/s3-fetcher.ts";
+import { ImageIndex } from "../origin-server/image-index.ts";
 import { createHttpServer } from "./http/server.ts";
 import type { HttpServer } from "./http/server.ts";
 import { StaticFiles } from "./http/static-files.ts";
@@ -99,8 +100,11 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const webRoot = config.http.webRoot !== "" ? config.http.webRoot : resolve(REPO_ROOT, "web/dist");
   const staticFiles = existsSync(webRoot) ? new StaticFiles(webRoot) : undefined;
 
+  // A directory origin is listed in-process with the origin server's own index (same JSON as its /index.json).
+  const directoryIndex = fetcher instanceof FsFetcher ? new ImageIndex(fetcher.root) : undefined;
   const listImages = async (): Promise<Buffer> => {
     if (fetcher.fetchListing) return fetcher.fetchListing();
+    if (directoryIndex) return (await directoryIndex.get()).body;
     throw new ProxyError("NOT_FOUND", `this origin (${fetcher.description}) has no listing`);
   };
 

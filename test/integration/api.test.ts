@@ -1,0 +1,126 @@
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startOriginServer } from "../../origin-server/server.ts";
+import type { RunningOrigin } from "../../origin-server/server.ts";
+import type { App } from "../../src/app.ts";
+import { makeJpeg, makePng } from "../helpers/images.ts";
+import { startProxy } from "../helpers/proxy.ts";
+
+let dir: string;
+let origin: RunningOrigin;
+const apps: App[] = [];
+
+async function proxyFor(
+  overrides: Omit<Parameters<typeof startProxy>[0], "origin"> & { origin?: string } = {},
+): Promise<App> {
+  const app = await startProxy({ origin: origin.url, ...overrides });
+  apps.push(app);
+  return app;
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "imagika-api-"));
+  await writeFile(join(dir, "a.jpg"), await makeJpeg(320, 200, 1));
+  await writeFile(join(dir, "b.png"), await makePng(100, 150, 2));
+  origin = await startOriginServer({ dir, port: 0, host: "127.0.0.1", latencyMs: 0, bandwidthBytesPerSecond: 0 });
+});
+
+afterAll(async () => {
+  await Promise.all(apps.map((app) => app.close()));
+  await origin.close();
+});
+
+describe("admin purge", () => {
+  it("does not exist without an admin token", async () => {
+    const app = await proxyFor();
+    const res = await fetch(`${app.url}/api/cache`, { method: "DELETE", headers: { authorization: "Bearer x" } });
+    expect(res.status).toBe(404);
+  });
+
+  it("needs the bearer token, then purges one image with all its variants, or everything", async () => {
+    const app = await proxyFor({ adminToken: "s3cret" });
+    for (const path of ["/img/a.jpg", "/img/a.jpg?w=100&f=webp", "/img/a.jpg?w=50&f=png", "/img/b.png?w=20"]) {
+      expect((await fetch(`${app.url}${path}`)).status).toBe(200);
+    }
+    expect(app.originals.stats().entries + app.variants.stats().entries).toBe(5);
+    expect((await fetch(`${app.url}/api/cache/a.jpg`, { method: "DELETE" })).status).toBe(401);
+    expect(
+      (await fetch(`${app.url}/api/cache/a.jpg`, { method: "DELETE", headers: { authorization: "Bearer wrong!" } }))
+        .status,
+    ).toBe(401);
+    expect((await fetch(`${app.url}/api/cache/a.jpg`, { headers: { authorization: "Bearer s3cret" } })).status).toBe(
+      405,
+    );
+    const one = await fetch(`${app.url}/api/cache/a.jpg`, {
+      method: "DELETE",
+      headers: { authorization: "Bearer s3cret" },
+    });
+    expect(await one.json()).toEqual({ path: "a.jpg", purged: 3 });
+    expect(app.originals.keys()).toEqual(["o:b.png"]);
+    const before = origin.requestCount();
+    expect((await fetch(`${app.url}/img/a.jpg?w=100&f=webp`)).headers.get("x-cache")).toBe("MISS");
+    expect(origin.requestCount()).toBe(before + 1);
+    const all = await fetch(`${app.url}/api/cache`, { method: "DELETE", headers: { authorization: "Bearer s3cret" } });
+    expect(((await all.json()) as { purged: number }).purged).toBe(4);
+    expect(app.originals.stats().bytes + app.variants.stats().bytes).toBe(0);
+  });
+});
+
+describe("listing, metrics and request ids", () => {
+  it("relays the origin's listing at /api/images, from an HTTP origin and from a directory", async () => {
+    for (const app of [await proxyFor(), await proxyFor({ origin: dir })]) {
+      const res = await fetch(`${app.url}/api/images`);
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as {
+        images: Array<{ path: string; width: number; height: number; format: string }>;
+      };
+      expect(body.images.map((i) => [i.path, i.width, i.height, i.format])).toEqual([
+        ["a.jpg", 320, 200, "jpeg"],
+        ["b.png", 100, 150, "png"],
+      ]);
+    }
+  });
+
+  it("exposes Prometheus metrics for requests, stages, caches and the origin", async () => {
+    const app = await proxyFor();
+    await (await fetch(`${app.url}/img/a.jpg?w=64&f=webp`)).arrayBuffer();
+    await (await fetch(`${app.url}/img/a.jpg?w=64&f=webp`)).arrayBuffer();
+    await (await fetch(`${app.url}/img/missing.jpg`)).arrayBuffer();
+    const res = await fetch(`${app.url}/metrics`);
+    expect(res.headers.get("content-type")).toContain("text/plain");
+    const text = await res.text();
+    expect(text).toMatch(/imagika_http_requests_total\{route="img",status="200",cache="miss"\} 1/);
+    expect(text).toMatch(/imagika_http_requests_total\{route="img",status="200",cache="hit"\} 1/);
+    expect(text).toMatch(/imagika_http_requests_total\{route="img",status="404",cache="none"\} 1/);
+    expect(text).toMatch(/imagika_stage_duration_seconds_count\{stage="transform"\} 1/);
+    expect(text).toMatch(/imagika_stage_duration_seconds_count\{stage="origin"\} 1/);
+    expect(text).toMatch(/imagika_cache_entries\{tier="memory-variants"\} 1/);
+    expect(text).toMatch(/imagika_origin_fetches_total 2/);
+    expect(text).toMatch(/imagika_origin_errors_total\{code="ORIGIN_NOT_FOUND"\} 1/);
+    expect(text).toMatch(/imagika_transforms_total 1/);
+    expect(text).toMatch(/imagika_process_resident_memory_bytes \d+/);
+  });
+
+  it("returns the caller's X-Request-Id or makes one", async () => {
+    const app = await proxyFor();
+    const given = await fetch(`${app.url}/healthz`, { headers: { "x-request-id": "abc-123" } });
+    expect(given.headers.get("x-request-id")).toBe("abc-123");
+    const made = await fetch(`${app.url}/healthz`, { headers: { "x-request-id": "bad id with spaces" } });
+    expect(made.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it("fails readiness once shutting down, and when the origin is gone", async () => {
+    const app = await startProxy({ origin: origin.url });
+    expect((await fetch(`${app.url}/readyz`)).status).toBe(200);
+    const closing = app.close();
+    expect(app.http.isShuttingDown()).toBe(true);
+    await expect(fetch(`${app.url}/readyz`)).rejects.toThrow(); // no longer accepting: probes fail
+    await closing;
+    const orphan = await proxyFor({ origin: "http://127.0.0.1:9/", originConnectTimeoutMs: 200 });
+    const res = await fetch(`${orphan.url}/readyz`);
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({ error: "ORIGIN_UNREACHABLE" });
+  });
+});
