@@ -46,10 +46,15 @@ export function App() {
     setSelected(image);
   }, []);
 
-  const close = useCallback(() => {
-    setSelected(undefined);
-    opener.current?.focus(); // back to the tile that opened the viewer
-  }, []);
+  const close = useCallback(() => setSelected(undefined), []);
+
+  // Back to the tile that opened the viewer, once the modal dialog (which makes the page inert) is gone.
+  useEffect(() => {
+    if (selected === undefined && opener.current) {
+      opener.current.focus();
+      opener.current = null;
+    }
+  }, [selected]);
 
   const changeToken = (next: string) => {
     setToken(next);

@@ -40,10 +40,14 @@ const OUTCOME_HELP: Record<CacheOutcome, string> = {
 export function FactsPanel({
   original,
   delivered,
+  isFailed = false,
 }: {
   original: OriginalImage;
   delivered: DeliveredFacts | undefined;
+  /** The variant request failed: show dashes, not "loading" dots. */
+  isFailed?: boolean;
 }) {
+  const pending = isFailed ? "–" : "…";
   const saving = delivered ? savingRatio(original.bytes, delivered.bytes) : undefined;
   const outcome = delivered ? cacheOutcome(delivered.cacheStatus, delivered.xCache) : undefined;
   const timings = parseServerTiming(delivered?.serverTiming);
@@ -66,7 +70,7 @@ export function FactsPanel({
         <div className="facts__row">
           <dt>Delivered</dt>
           <dd>
-            <span data-testid="delivered-bytes">{delivered ? formatBytes(delivered.bytes) : "…"}</span>
+            <span data-testid="delivered-bytes">{delivered ? formatBytes(delivered.bytes) : pending}</span>
             <span className="facts__sub">
               {delivered ? formatContentType(delivered.contentType) : ""}
               {delivered?.width !== undefined && delivered.height !== undefined
@@ -79,7 +83,7 @@ export function FactsPanel({
           <dt>Saving</dt>
           <dd>
             {saving === undefined ? (
-              "…"
+              pending
             ) : (
               <span data-testid="saving" className={saving >= 0 ? "facts__good" : "facts__bad"}>
                 {describeSaving(saving)}
@@ -99,7 +103,7 @@ export function FactsPanel({
                 {delivered?.cacheStatus ? <code className="facts__raw">{delivered.cacheStatus}</code> : null}
               </>
             ) : (
-              "…"
+              pending
             )}
           </dd>
         </div>
@@ -112,14 +116,14 @@ export function FactsPanel({
                 <span className="facts__sub">request to last byte, in this browser</span>
               </>
             ) : (
-              "…"
+              pending
             )}
           </dd>
         </div>
       </dl>
       <h3 className="facts__heading">Server-Timing</h3>
       {phases.length === 0 ? (
-        <p className="facts__empty">{delivered ? "No Server-Timing header." : "…"}</p>
+        <p className="facts__empty">{delivered ? "No Server-Timing header." : pending}</p>
       ) : (
         <ul className="timing" aria-label="Server-Timing breakdown">
           {phases.map((entry) => (

@@ -271,7 +271,7 @@ export function Viewer({
             <p className="viewer__url">
               <code data-testid="viewer-url">{url}</code>
             </p>
-            <FactsPanel original={image} delivered={delivered} />
+            <FactsPanel original={image} delivered={delivered} isFailed={shown.kind === "error"} />
             <div className="viewer__actions">
               <button type="button" className="button" onClick={() => setReloads((n) => n + 1)}>
                 Fetch again
