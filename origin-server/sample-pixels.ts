@@ -3,6 +3,9 @@
  * Everything is computed here in JS from one PRNG so the same seed gives the same pixels (sharp/libvips noise is
  * unseeded). Smooth structure comes from low-resolution value-noise fields bilinearly upsampled per row; the
  * fine detail that makes a JPEG compress like a photograph comes from per-pixel grain.
+ *
+ * The `!` after typed-array reads below are inside loops bounded by that array's length (or a grid sized for the
+ * loop's cells); noUncheckedIndexedAccess cannot see the bound, and a check per pixel would cost 8 M branches.
  */
 
 /** 32-bit PRNG (mulberry32): one state word, fast, and good enough for pictures. */
