@@ -1,0 +1,64 @@
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+
+const BIN = fileURLToPath(new URL("../../bin/imagika.js", import.meta.url));
+
+function run(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe("imagika CLI", () => {
+  it("lists its commands and each command's options", async () => {
+    const main = await run(["--help"]);
+    expect(main.code).toBe(0);
+    for (const command of ["start", "proxy", "origin", "samples", "sign"]) expect(main.stdout).toContain(command);
+    const proxy = await run(["proxy", "--help"]);
+    expect(proxy.stdout).toContain("--cache-max-bytes");
+    expect(proxy.stdout).toContain("IMAGIKA_RATE_LIMIT");
+  });
+
+  it("exits 2 with one message naming every bad setting", async () => {
+    const result = await run(["proxy", "--port", "http", "--cache-max-bytes", "lots", "--bogus", "1"], {
+      IMAGIKA_RATE_LIMIT: "fast",
+    });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("--port: expected an integer 0-65535, got 'http'");
+    expect(result.stderr).toContain("--cache-max-bytes: expected a byte size");
+    expect(result.stderr).toContain("--bogus: unknown option");
+    expect(result.stderr).toContain("IMAGIKA_RATE_LIMIT: expected a number 0-1000000, got 'fast'");
+    expect(result.stderr).not.toMatch(/\n\s+at /); // no stack trace
+  });
+
+  it("refuses unknown commands", async () => {
+    const result = await run(["serve"]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("unknown command 'serve'");
+  });
+
+  it("prints a signed URL", async () => {
+    const result = await run([
+      "sign",
+      "/img/photo.jpg?w=800",
+      "--signing-key",
+      "k",
+      "--base-url",
+      "https://img.example.com/",
+    ]);
+    expect(result.code).toBe(0);
+    expect(result.stdout.trim()).toMatch(/^https:\/\/img\.example\.com\/img\/photo\.jpg\?w=800&s=[\w-]{43}$/);
+  });
+});
