@@ -1,0 +1,269 @@
+import { createHash, randomBytes } from "node:crypto";
+import { mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { decodeEntry, encodeEntry, entryHeadLength, ENTRY_HEADER_BYTES, readEntryKey } from "./entry-codec.ts";
+import type { Variant } from "./tier.ts";
+import type { TierHealth } from "./tier-health.ts";
+
+/** Temp files older than this at start belong to a crashed writer (a live one renames within milliseconds). */
+const STALE_TEMP_MS = 60_000;
+/** Files opened at once while rebuilding the index: enough to hide latency, few enough for a small ulimit. */
+const SCAN_CONCURRENCY = 32;
+
+export interface DiskCacheOptions {
+  readonly dir: string;
+  readonly maxBytes: number;
+  /** 0 = entries live until evicted. */
+  readonly ttlSeconds: number;
+  readonly health: TierHealth;
+  /** Wall clock in epoch ms (TTLs must survive restarts); tests inject it. */
+  readonly now?: () => number;
+}
+
+export interface DiskCacheStats {
+  readonly entries: number;
+  readonly bytes: number;
+  readonly maxBytes: number;
+  readonly evictions: number;
+  readonly hits: number;
+  readonly misses: number;
+  /** Files dropped because their length, checksum or key did not match. */
+  readonly corrupt: number;
+  readonly failures: number;
+  readonly isHealthy: boolean;
+}
+
+interface IndexEntry {
+  readonly key: string;
+  bytes: number;
+}
+
+/**
+ * Persistent tier: one file per entry under `<dir>/<2 hex>/<sha-256 of the key>`, each written to `<dir>/tmp` and
+ * renamed into place (rename is atomic within a filesystem, so a reader sees the old file, the new one or none,
+ * never half of one). Every file carries length and CRC-32 (entry-codec.ts); a file that fails the check is deleted
+ * and reported as a miss. The index (file → key, bytes) lives in memory, in LRU order (Map insertion order), and is
+ * rebuilt at start by scanning the directory, oldest mtime first.
+ *
+ * Several processes may share one directory (--workers): each keeps its own index, reads files it has not indexed
+ * (another worker wrote them) and ignores files that vanished (another worker evicted them). The byte budget is
+ * enforced per index, so with N workers the directory may briefly exceed it by what the others wrote since.
+ */
+export class DiskCache {
+  readonly name = "disk";
+  readonly isShared = false;
+  readonly #dir: string;
+  readonly #tmpDir: string;
+  readonly #maxBytes: number;
+  readonly #ttlMs: number;
+  readonly #health: TierHealth;
+  readonly #now: () => number;
+  /** file name (hex hash) → entry; first = least recently used. */
+  readonly #index = new Map<string, IndexEntry>();
+  #bytes = 0;
+  #evictions = 0;
+  #hits = 0;
+  #misses = 0;
+  #corrupt = 0;
+
+  private constructor(options: DiskCacheOptions) {
+    this.#dir = options.dir;
+    this.#tmpDir = join(options.dir, "tmp");
+    this.#maxBytes = options.maxBytes;
+    this.#ttlMs = options.ttlSeconds * 1000;
+    this.#health = options.health;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Creates the directory when needed and rebuilds the index from the files already there. */
+  static async open(options: DiskCacheOptions): Promise<DiskCache> {
+    const cache = new DiskCache(options);
+    await mkdir(cache.#tmpDir, { recursive: true });
+    await cache.#scan();
+    return cache;
+  }
+
+  async get(key: string): Promise<Variant | undefined> {
+    if (!this.#health.isAvailable()) return undefined;
+    const name = fileNameOf(key);
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(this.#pathOf(name));
+      this.#health.succeed();
+    } catch (error) {
+      this.#forget(name);
+      if (!isMissing(error)) this.#health.fail(error);
+      this.#misses++;
+      return undefined;
+    }
+    const entry = decodeEntry(bytes, key);
+    if (!entry) {
+      this.#corrupt++;
+      this.#misses++;
+      await this.#remove(name);
+      return undefined;
+    }
+    if (this.#ttlMs > 0 && this.#now() - entry.storedAtMs > this.#ttlMs) {
+      this.#misses++;
+      await this.#remove(name);
+      return undefined;
+    }
+    const indexed = this.#index.get(name);
+    if (indexed) {
+      this.#index.delete(name); // move to the most recently used end
+      this.#index.set(name, indexed);
+    } else {
+      this.#add(name, key, bytes.length); // written by another worker sharing the directory
+    }
+    this.#hits++;
+    return entry.variant;
+  }
+
+  /** Writes atomically; false when the entry is larger than the whole budget or the disk failed. */
+  async set(key: string, variant: Variant): Promise<boolean> {
+    if (!this.#health.isAvailable()) return false;
+    const bytes = encodeEntry(key, variant, this.#now());
+    if (bytes.length > this.#maxBytes) return false;
+    const name = fileNameOf(key);
+    const temp = join(this.#tmpDir, `${name}.${process.pid}.${randomBytes(4).toString("hex")}`);
+    try {
+      await mkdir(join(this.#dir, name.slice(0, 2)), { recursive: true });
+      await writeFile(temp, bytes);
+      await rename(temp, this.#pathOf(name));
+      this.#health.succeed();
+    } catch (error) {
+      this.#health.fail(error); // ENOSPC, EACCES, EIO: the entry simply is not kept
+      await unlink(temp).catch(() => undefined);
+      return false;
+    }
+    this.#add(name, key, bytes.length);
+    await this.#evictToBudget();
+    return true;
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.#remove(fileNameOf(key));
+  }
+
+  /** Deletes every indexed entry whose key matches; returns how many. */
+  async deleteWhere(matches: (key: string) => boolean): Promise<number> {
+    const doomed = [...this.#index].filter(([, entry]) => matches(entry.key)).map(([name]) => name);
+    for (const name of doomed) await this.#remove(name);
+    return doomed.length;
+  }
+
+  async clear(): Promise<number> {
+    const names = [...this.#index.keys()];
+    for (const name of names) await this.#remove(name);
+    return names.length;
+  }
+
+  stats(): DiskCacheStats {
+    return {
+      entries: this.#index.size,
+      bytes: this.#bytes,
+      maxBytes: this.#maxBytes,
+      evictions: this.#evictions,
+      hits: this.#hits,
+      misses: this.#misses,
+      corrupt: this.#corrupt,
+      failures: this.#health.failures,
+      isHealthy: this.#health.isHealthy,
+    };
+  }
+
+  #pathOf(name: string): string {
+    return join(this.#dir, name.slice(0, 2), name);
+  }
+
+  #add(name: string, key: string, bytes: number): void {
+    this.#forget(name);
+    this.#index.set(name, { key, bytes });
+    this.#bytes += bytes;
+  }
+
+  #forget(name: string): void {
+    const entry = this.#index.get(name);
+    if (!entry) return;
+    this.#index.delete(name);
+    this.#bytes -= entry.bytes;
+  }
+
+  async #remove(name: string): Promise<void> {
+    this.#forget(name);
+    await unlink(this.#pathOf(name)).catch(() => undefined); // already gone: another worker removed it
+  }
+
+  async #evictToBudget(): Promise<void> {
+    while (this.#bytes > this.#maxBytes) {
+      const coldest = this.#index.keys().next();
+      if (coldest.done) return;
+      this.#evictions++;
+      await this.#remove(coldest.value);
+    }
+  }
+
+  /** Rebuilds the index: reads each file's header for its key, orders by mtime, removes stale temp files. */
+  async #scan(): Promise<void> {
+    const found: { name: string; key: string; bytes: number; mtimeMs: number }[] = [];
+    const shards = (await readdir(this.#dir, { withFileTypes: true })).filter(
+      (entry) => entry.isDirectory() && /^[0-9a-f]{2}$/.test(entry.name),
+    );
+    const files: string[] = [];
+    for (const shard of shards) {
+      for (const name of await readdir(join(this.#dir, shard.name))) if (/^[0-9a-f]{64}$/.test(name)) files.push(name);
+    }
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < files.length) {
+        const name = files[next++]!; // next < files.length was checked just above, with no await in between
+        const head = await readHead(this.#pathOf(name));
+        if (!head) {
+          await unlink(this.#pathOf(name)).catch(() => undefined); // not an entry: a torn or foreign file
+          this.#corrupt++;
+          continue;
+        }
+        found.push({ name, ...head });
+      }
+    };
+    await Promise.all(Array.from({ length: SCAN_CONCURRENCY }, worker));
+    found.sort((a, b) => a.mtimeMs - b.mtimeMs);
+    for (const entry of found) this.#add(entry.name, entry.key, entry.bytes);
+    await this.#evictToBudget();
+    const wallNow = Date.now();
+    for (const temp of await readdir(this.#tmpDir)) {
+      const path = join(this.#tmpDir, temp);
+      const info = await stat(path).catch(() => undefined);
+      if (info && wallNow - info.mtimeMs > STALE_TEMP_MS) await unlink(path).catch(() => undefined);
+    }
+  }
+}
+
+/** sha-256 hex of the key: fixed length, safe on every filesystem, whatever the key (remote URLs) contains. */
+function fileNameOf(key: string): string {
+  return createHash("sha256").update(key).digest("hex");
+}
+
+async function readHead(path: string): Promise<{ key: string; bytes: number; mtimeMs: number } | undefined> {
+  let handle;
+  try {
+    handle = await open(path, "r");
+    const info = await handle.stat();
+    const fixed = Buffer.alloc(ENTRY_HEADER_BYTES);
+    await handle.read(fixed, 0, ENTRY_HEADER_BYTES, 0);
+    const headLength = entryHeadLength(fixed);
+    if (headLength === undefined || headLength > info.size) return undefined;
+    const head = Buffer.alloc(headLength);
+    await handle.read(head, 0, headLength, 0);
+    const parsed = readEntryKey(head);
+    return parsed ? { key: parsed.key, bytes: info.size, mtimeMs: info.mtimeMs } : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    await handle?.close();
+  }
+}
+
+function isMissing(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException | undefined)?.code === "ENOENT";
+}

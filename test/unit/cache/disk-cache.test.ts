@@ -1,0 +1,172 @@
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { DiskCache } from "../../../src/cache/disk-cache.ts";
+import type { Variant } from "../../../src/cache/tier.ts";
+import { TierHealth } from "../../../src/cache/tier-health.ts";
+import type { TierLogger } from "../../../src/cache/tier-health.ts";
+
+const dirs: string[] = [];
+afterEach(async () => {
+  await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "imagika-disk-"));
+  dirs.push(dir);
+  return dir;
+}
+
+function recordingLog(): TierLogger & { warnings: number; infos: number } {
+  const log = {
+    warnings: 0,
+    infos: 0,
+    warn: () => void log.warnings++,
+    info: () => void log.infos++,
+  };
+  return log;
+}
+
+function variant(bytes: number, fill = 7): Variant {
+  return {
+    body: Buffer.alloc(bytes, fill),
+    format: "webp",
+    etag: `"e${fill}"`,
+    width: 40,
+    height: 30,
+    originalBytes: 9,
+  };
+}
+
+async function openCache(
+  dir: string,
+  options: { maxBytes?: number; ttlSeconds?: number; now?: () => number } = {},
+): Promise<DiskCache> {
+  return DiskCache.open({
+    dir,
+    maxBytes: options.maxBytes ?? 1024 * 1024,
+    ttlSeconds: options.ttlSeconds ?? 0,
+    health: new TierHealth({ tier: "disk", log: recordingLog(), minBackoffMs: 0 }),
+    ...(options.now ? { now: options.now } : {}),
+  });
+}
+
+async function entryFiles(dir: string): Promise<string[]> {
+  const files: string[] = [];
+  for (const shard of await readdir(dir)) {
+    if (shard === "tmp") continue;
+    for (const name of await readdir(join(dir, shard))) files.push(join(dir, shard, name));
+  }
+  return files;
+}
+
+describe("DiskCache", () => {
+  it("returns what was stored, with every fact of the variant", async () => {
+    const cache = await openCache(await tempDir());
+    expect(await cache.set("v:a.jpg?w=40", variant(500))).toBe(true);
+    const got = await cache.get("v:a.jpg?w=40");
+    expect(got).toMatchObject({ format: "webp", etag: '"e7"', width: 40, height: 30, originalBytes: 9 });
+    expect(got?.body.equals(Buffer.alloc(500, 7))).toBe(true);
+    expect(await cache.get("v:other")).toBeUndefined();
+    expect(cache.stats()).toMatchObject({ entries: 1, hits: 1, misses: 1 });
+  });
+
+  it("keeps entries across a restart: the index is rebuilt from the directory", async () => {
+    const dir = await tempDir();
+    const first = await openCache(dir);
+    await first.set("o:a.jpg", variant(300, 1));
+    await first.set("o:b.jpg", variant(400, 2));
+    const second = await openCache(dir);
+    expect(second.stats()).toMatchObject({ entries: 2, bytes: first.stats().bytes });
+    expect((await second.get("o:b.jpg"))?.body.equals(Buffer.alloc(400, 2))).toBe(true);
+  });
+
+  it("evicts least recently used entries until the byte budget holds", async () => {
+    const dir = await tempDir();
+    const probe = await openCache(await tempDir());
+    await probe.set("k0", variant(1000));
+    const entryBytes = probe.stats().bytes;
+    const cache = await openCache(dir, { maxBytes: entryBytes * 3 });
+    await cache.set("k0", variant(1000));
+    await cache.set("k1", variant(1000));
+    await cache.set("k2", variant(1000));
+    await cache.get("k0"); // k1 is now the coldest
+    await cache.set("k3", variant(1000));
+    expect(await cache.get("k1")).toBeUndefined();
+    expect(await cache.get("k0")).toBeDefined();
+    expect(cache.stats()).toMatchObject({ entries: 3, evictions: 1 });
+    expect(cache.stats().bytes).toBeLessThanOrEqual(entryBytes * 3);
+    expect(await entryFiles(dir)).toHaveLength(3);
+  });
+
+  it("drops a corrupted file instead of serving it, and deletes it", async () => {
+    const dir = await tempDir();
+    const cache = await openCache(dir);
+    await cache.set("v:x", variant(2000));
+    const [file] = await entryFiles(dir);
+    const bytes = await readFile(file!);
+    bytes[bytes.length - 10] ^= 0xff; // one flipped bit pattern in the body: the CRC no longer matches
+    await writeFile(file!, bytes);
+    expect(await cache.get("v:x")).toBeUndefined();
+    expect(cache.stats()).toMatchObject({ corrupt: 1, entries: 0 });
+    expect(await entryFiles(dir)).toHaveLength(0);
+  });
+
+  it("drops a torn (truncated) file, also when it is found by the index scan at start", async () => {
+    const dir = await tempDir();
+    const cache = await openCache(dir);
+    await cache.set("v:torn", variant(2000));
+    const [file] = await entryFiles(dir);
+    const bytes = await readFile(file!);
+    await writeFile(file!, bytes.subarray(0, bytes.length - 100));
+    expect(await cache.get("v:torn")).toBeUndefined();
+    expect(cache.stats().corrupt).toBe(1);
+    await writeFile(file!, bytes.subarray(0, 10)); // shorter than the header: the scan removes it
+    const reopened = await openCache(dir);
+    expect(reopened.stats()).toMatchObject({ entries: 0, corrupt: 1 });
+  });
+
+  it("treats entries older than the TTL as misses, by the wall clock, across restarts", async () => {
+    const dir = await tempDir();
+    let now = 1_000_000;
+    const cache = await openCache(dir, { ttlSeconds: 60, now: () => now });
+    await cache.set("v:t", variant(10));
+    now += 59_000;
+    expect(await cache.get("v:t")).toBeDefined();
+    now += 2_000;
+    const reopened = await openCache(dir, { ttlSeconds: 60, now: () => now });
+    expect(await reopened.get("v:t")).toBeUndefined();
+  });
+
+  it("reads entries another process wrote into the shared directory after it started", async () => {
+    const dir = await tempDir();
+    const a = await openCache(dir);
+    const b = await openCache(dir);
+    await a.set("v:shared", variant(100, 3));
+    expect((await b.get("v:shared"))?.body.equals(Buffer.alloc(100, 3))).toBe(true);
+    await a.delete("v:shared");
+    expect(await b.get("v:shared")).toBeUndefined();
+    expect(b.stats().entries).toBe(0);
+  });
+
+  it("counts a failing disk as one episode and keeps answering misses", async () => {
+    const dir = await tempDir();
+    const log = recordingLog();
+    const health = new TierHealth({ tier: "disk", log, minBackoffMs: 0 });
+    const cache = await DiskCache.open({ dir, maxBytes: 1 << 20, ttlSeconds: 0, health });
+    await rm(join(dir, "tmp"), { recursive: true });
+    await writeFile(join(dir, "tmp"), "not a directory"); // every write now fails (ENOTDIR), like a full disk
+    expect(await cache.set("v:1", variant(10))).toBe(false);
+    expect(await cache.set("v:2", variant(10))).toBe(false);
+    expect(cache.stats()).toMatchObject({ failures: 2, isHealthy: false, entries: 0 });
+    expect(log.warnings).toBe(1);
+    await rm(join(dir, "tmp"));
+    await cache.set("v:3", variant(10)); // fails once more (no tmp dir), then the directory comes back
+    await mkdir(join(dir, "tmp"));
+    expect(await cache.set("v:4", variant(10))).toBe(true);
+    expect(cache.stats().isHealthy).toBe(true);
+    expect(log.warnings).toBe(1);
+    expect(log.infos).toBe(1);
+  });
+});
