@@ -18,3 +18,35 @@ export function createLogger(config: LogConfig): Logger {
   // Asynchronous writes in 4 KiB batches: a per-request log line must not cost a write(2) each at 30k req/s.
   return pino({ level: config.level, base: { pid: process.pid } }, pino.destination({ sync: false, minLength: 4096 }));
 }
+
+export type RequestLog = (
+  reqId: string,
+  method: string,
+  url: string,
+  status: number,
+  cache: string | undefined,
+  ms: number,
+) => void;
+
+/**
+ * The per-request info line. With JSON output it is assembled by hand and written straight to pino's destination:
+ * pino's generic serialisation of the same seven fields cost ~10 µs per request in the hot-path benchmark, this
+ * costs ~1 µs; the line has the same shape pino writes (level, time, pid, fields, msg).
+ */
+export function createRequestLog(logger: Logger): RequestLog {
+  const stream = (logger as unknown as Record<symbol, { write(line: string): void } | undefined>)[
+    pino.symbols.streamSym
+  ];
+  return (reqId, method, url, status, cache, ms) => {
+    if (!logger.isLevelEnabled("info")) return;
+    const path = url.length > 256 ? `${url.slice(0, 256)}…` : url;
+    if (stream === undefined) {
+      logger.info({ reqId, method, path, status, cache, ms: +ms.toFixed(2) }, "request");
+      return;
+    }
+    // pino-pretty (dev) reads the same JSON lines, so this also works behind a transport.
+    stream.write(
+      `{"level":30,"time":${Date.now()},"pid":${process.pid},"reqId":${JSON.stringify(reqId)},"method":${JSON.stringify(method)},"path":${JSON.stringify(path)},"status":${status}${cache === undefined ? "" : `,"cache":"${cache}"`},"ms":${ms.toFixed(2)},"msg":"request"}\n`,
+    );
+  };
+}

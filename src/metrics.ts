@@ -23,6 +23,9 @@ export class Metrics {
   readonly #requests: Counter<"route" | "status" | "cache">;
   readonly #duration: Histogram<"route">;
   readonly #stages: Histogram<"stage">;
+  /** Label children resolved once: prom-client hashes the label object on every labelled call otherwise. */
+  readonly #requestChildren = new Map<string, { inc(): void }>();
+  readonly #durationChildren = new Map<string, { observe(value: number): void }>();
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: "imagika_" });
@@ -49,8 +52,19 @@ export class Metrics {
   }
 
   observeRequest(route: string, status: number, cache: string, ms: number): void {
-    this.#requests.inc({ route, status: String(status), cache });
-    this.#duration.observe({ route }, ms / 1000);
+    const key = `${route} ${status} ${cache}`;
+    let counter = this.#requestChildren.get(key);
+    if (!counter) {
+      counter = this.#requests.labels(route, String(status), cache);
+      this.#requestChildren.set(key, counter);
+    }
+    counter.inc();
+    let histogram = this.#durationChildren.get(route);
+    if (!histogram) {
+      histogram = this.#duration.labels(route);
+      this.#durationChildren.set(route, histogram);
+    }
+    histogram.observe(ms / 1000);
   }
 
   observeStage(stage: Stage, ms: number): void {

@@ -4,6 +4,7 @@ import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { HttpConfig } from "../config/config.ts";
 import { ProxyError } from "../errors.ts";
+import { createRequestLog } from "../log.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import type { ImageProxy } from "../proxy/image-proxy.ts";
@@ -58,9 +59,10 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     ? `"default";q=${limiter.burst};w=${Math.max(1, Math.ceil(limiter.burst / limiter.perSecond))}`
     : "";
   let shuttingDown = false;
+  const requestLog = createRequestLog(log);
 
   /** Applies the client's token bucket; false when the request was answered 429. */
-  function admit(req: IncomingMessage, res: ServerResponse): boolean {
+  function admit(req: IncomingMessage, res: ServerResponse, extra: string[]): boolean {
     if (!limiter) return true;
     const address = clientAddress(
       req.socket.remoteAddress,
@@ -68,10 +70,10 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
       config.trustProxyHops,
     );
     const decision = limiter.take(clientKeyOf(address));
-    res.setHeader("ratelimit-policy", policy);
-    res.setHeader("ratelimit", `"default";r=${decision.remaining};t=${decision.resetSeconds}`);
+    extra.push("ratelimit-policy", policy, "ratelimit", `"default";r=${decision.remaining};t=${decision.resetSeconds}`);
     if (decision.allowed) return true;
     stats.rateLimited++;
+    applyHeaders(res, extra);
     sendJson(
       res,
       429,
@@ -84,11 +86,16 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     return false;
   }
 
+  /**
+   * `extra` holds per-request headers (X-Request-Id, RateLimit). The image route hands them to writeHead in one
+   * array: any setHeader() before writeHead() would push Node onto its slow per-header path (measured ~10 µs).
+   */
   async function route(
     req: IncomingMessage,
     res: ServerResponse,
     url: string,
     started: number,
+    extra: string[],
   ): Promise<CacheOutcome | undefined> {
     const method = req.method ?? "GET";
     const isRead = method === "GET" || method === "HEAD";
@@ -101,12 +108,15 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
         res.setHeader("connection", "close");
         throw new ProxyError("BODY_NOT_ALLOWED", "image requests carry no body");
       }
-      if (!admit(req, res)) return undefined;
+      if (!admit(req, res, extra)) return undefined;
       stats.requests++;
       if (url === "/img") throw new ProxyError("INVALID_PATH", "the URL names no image: use /img/<path>");
-      return handleImage(req, res, url, deps.proxy, stats, deps.metrics, imageOptions, started);
+      return handleImage(req, res, url, deps.proxy, stats, deps.metrics, imageOptions, started, extra);
     }
     const pathname = url.split("?")[0] ?? url;
+    const isLimited = pathname === "/api/images" || pathname === "/api/cache" || pathname.startsWith("/api/cache/");
+    if (isLimited && !admit(req, res, extra)) return undefined;
+    applyHeaders(res, extra);
     if (pathname === "/healthz") return void handleHealth(res);
     if (pathname === "/readyz") return void (await handleReady(res, shuttingDown, deps.checkOrigin));
     if (pathname === "/metrics") {
@@ -120,12 +130,8 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
       return undefined;
     }
     if (pathname === "/api/stats") return void sendJson(res, 200, deps.snapshot(), { "cache-control": "no-store" });
-    if (pathname === "/api/images") {
-      if (!admit(req, res)) return undefined;
-      return void (await handleImages(res, deps.listImages));
-    }
+    if (pathname === "/api/images") return void (await handleImages(res, deps.listImages));
     if (pathname === "/api/cache" || pathname.startsWith("/api/cache/")) {
-      if (!admit(req, res)) return undefined;
       return void handlePurge(req, res, url, deps.proxy, config.adminToken);
     }
     if (
@@ -150,36 +156,23 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
       const url = req.url ?? "/";
       const incomingId = headerValue(req.headers["x-request-id"]);
       const reqId = incomingId !== undefined && REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
-      res.setHeader("x-request-id", reqId);
-      if (shuttingDown) res.setHeader("connection", "close");
-      let cache: CacheOutcome | undefined;
-      res.once("finish", () => {
+      const extra = ["x-request-id", reqId];
+      if (shuttingDown) extra.push("connection", "close");
+      const done = (cache: CacheOutcome | undefined): void => {
         const ms = performance.now() - started;
         deps.metrics.observeRequest(routeOf(url), res.statusCode, cache ?? "none", ms);
-        log.info(
-          {
-            reqId,
-            method: req.method,
-            path: url.length > 256 ? `${url.slice(0, 256)}…` : url,
-            status: res.statusCode,
-            cache,
-            ms: +ms.toFixed(2),
-          },
-          "request",
-        );
-      });
+        requestLog(reqId, req.method ?? "", url, res.statusCode, cache, ms);
+      };
       if (url.length > MAX_URL_LENGTH) {
+        applyHeaders(res, extra);
         sendJson(res, 414, { error: "URI_TOO_LONG", message: `the URL is longer than ${MAX_URL_LENGTH} characters` });
-        return;
+        return done(undefined);
       }
-      route(req, res, url, started).then(
-        (outcome) => {
-          cache = outcome;
-        },
-        (error: unknown) => {
-          sendError(res, error, log.child({ reqId }));
-        },
-      );
+      route(req, res, url, started, extra).then(done, (error: unknown) => {
+        if (!res.headersSent) applyHeaders(res, extra);
+        sendError(res, error, log.child({ reqId }));
+        done(undefined);
+      });
     },
   );
   // Per-client connection cap: one address (IPv6: its /64) may not hold every socket the process can open.
@@ -241,6 +234,11 @@ function routeOf(url: string): string {
 function hasBody(req: IncomingMessage): boolean {
   const length = req.headers["content-length"];
   return (length !== undefined && length !== "0") || req.headers["transfer-encoding"] !== undefined;
+}
+
+/** Sets header pairs on a response that is not on the hot path (JSON, static files, errors). */
+function applyHeaders(res: ServerResponse, pairs: readonly string[]): void {
+  for (let i = 0; i + 1 < pairs.length; i += 2) res.setHeader(pairs[i]!, pairs[i + 1]!); // i + 1 < length
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {

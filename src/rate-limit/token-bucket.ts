@@ -1,11 +1,9 @@
-import { LRUCache } from "lru-cache";
-
 export interface TokenBucketOptions {
   /** Tokens added per second (sustained requests per second). */
   readonly perSecond: number;
   /** Bucket capacity (burst). */
   readonly burst: number;
-  /** Distinct clients tracked at once; the least recently seen are forgotten first (a forgotten bucket is full). */
+  /** Distinct clients tracked at once; beyond it the longest-tracked client is forgotten (its bucket counts as full). */
   readonly maxClients?: number;
   /** Injected clock in ms. */
   readonly now?: () => number;
@@ -28,40 +26,45 @@ interface Bucket {
 
 /**
  * Per-client token buckets in memory: refill `perSecond`, capacity `burst`. A bucket idle long enough to be full is
- * indistinguishable from a missing one, so entries expire after one full refill time and memory stays bounded.
+ * indistinguishable from a missing one, so a sweep (at most once per refill period, on the request path, no timer)
+ * drops those and memory stays bounded; `maxClients` caps it under an address-rotation flood. A plain Map: one
+ * lookup per request, where lru-cache's TTL bookkeeping cost a get and a set.
  */
 export class TokenBucketLimiter {
   readonly perSecond: number;
   readonly burst: number;
   readonly #now: () => number;
-  readonly #buckets: LRUCache<string, Bucket>;
+  readonly #maxClients: number;
+  readonly #refillMs: number;
+  readonly #buckets = new Map<string, Bucket>();
+  #nextSweepMs: number;
 
   constructor(options: TokenBucketOptions) {
     this.perSecond = options.perSecond;
     this.burst = options.burst;
     this.#now = options.now ?? (() => performance.now());
-    const refillMs = Math.ceil((options.burst / options.perSecond) * 1000);
-    this.#buckets = new LRUCache<string, Bucket>({
-      max: options.maxClients ?? 100_000,
-      ttl: Math.max(1, refillMs),
-      ttlResolution: options.now ? 0 : 1,
-      perf: { now: this.#now },
-      updateAgeOnGet: false,
-    });
+    this.#maxClients = options.maxClients ?? 100_000;
+    this.#refillMs = Math.max(1, (options.burst / options.perSecond) * 1000);
+    this.#nextSweepMs = this.#now() + this.#refillMs;
   }
 
   take(clientKey: string): RateDecision {
     const now = this.#now();
+    if (now >= this.#nextSweepMs) this.#sweep(now);
     let bucket = this.#buckets.get(clientKey);
     if (bucket) {
       bucket.tokens = Math.min(this.burst, bucket.tokens + ((now - bucket.updatedMs) / 1000) * this.perSecond);
       bucket.updatedMs = now;
     } else {
+      if (this.#buckets.size >= this.#maxClients) {
+        const oldest = this.#buckets.keys().next();
+        if (!oldest.done) this.#buckets.delete(oldest.value);
+      }
       bucket = { tokens: this.burst, updatedMs: now };
+      this.#buckets.set(clientKey, bucket);
     }
     const allowed = bucket.tokens >= 1;
     if (allowed) bucket.tokens -= 1;
-    this.#buckets.set(clientKey, bucket); // refreshes the TTL: the entry lives until the bucket would be full
     const missing = this.burst - bucket.tokens;
     return {
       allowed,
@@ -74,5 +77,13 @@ export class TokenBucketLimiter {
   /** Clients currently tracked (for tests and stats). */
   get size(): number {
     return this.#buckets.size;
+  }
+
+  /** Forgets buckets that have refilled completely since their last use. */
+  #sweep(now: number): void {
+    for (const [key, bucket] of this.#buckets) {
+      if (now - bucket.updatedMs >= this.#refillMs) this.#buckets.delete(key);
+    }
+    this.#nextSweepMs = now + this.#refillMs;
   }
 }

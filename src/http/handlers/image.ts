@@ -62,6 +62,7 @@ export async function handleImage(
   metrics: Metrics,
   options: ImageHandlerOptions,
   started: number,
+  extraHeaders: readonly string[],
 ): Promise<CacheOutcome> {
   const queryAt = url.indexOf("?");
   const query = queryAt < 0 ? "" : url.slice(queryAt + 1);
@@ -79,7 +80,7 @@ export async function handleImage(
   const ignored = isRemote ? (isSigned ? SIGNED_REMOTE_KEYS : REMOTE_KEYS) : isSigned ? SIGNATURE_KEYS : undefined;
   const transform = query === "" ? null : parseTransformOptions(params, options, ignored);
   const result = await proxy.get({ path, options: transform, accept: req.headers.accept });
-  sendVariant(req, res, result, stats, options, started);
+  sendVariant(req, res, result, stats, options, started, extraHeaders);
   if (result.cacheStatus === "miss" && !result.collapsed) {
     const { originMs, queueMs, transformMs } = result.timings;
     if (originMs !== undefined) metrics.observeStage("origin", originMs);
@@ -107,6 +108,7 @@ function sendVariant(
   stats: ProxyStats,
   options: ImageHandlerOptions,
   started: number,
+  extraHeaders: readonly string[],
 ): void {
   const { variant } = result;
   const size = variant.body.byteLength;
@@ -135,6 +137,7 @@ function sendVariant(
     "content-security-policy",
     "default-src 'none'; sandbox",
   ];
+  for (const header of extraHeaders) headers.push(header);
   if (result.varyAccept) headers.push("vary", "Accept");
   if (options.crossOriginResourcePolicy !== "off")
     headers.push("cross-origin-resource-policy", options.crossOriginResourcePolicy);
@@ -160,6 +163,7 @@ function sendVariant(
       ? parseRange(req.headers.range, size)
       : { kind: "full" as const };
   if (range.kind === "unsatisfiable") {
+    for (let i = 0; i + 1 < extraHeaders.length; i += 2) res.setHeader(extraHeaders[i]!, extraHeaders[i + 1]!); // pairs
     sendJson(
       res,
       416,

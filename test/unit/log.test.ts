@@ -1,0 +1,25 @@
+import { pino } from "pino";
+import { describe, expect, it } from "vitest";
+import { createRequestLog } from "../../src/log.ts";
+
+describe("createRequestLog", () => {
+  it("writes the same JSON line pino would, one per request, escaping the path", () => {
+    const lines: string[] = [];
+    const logger = pino({ level: "info", base: { pid: process.pid } }, { write: (line: string) => lines.push(line) });
+    createRequestLog(logger)("id-1", "GET", '/img/a"b\n.jpg', 200, "hit", 0.1234);
+    logger.info(
+      { reqId: "id-1", method: "GET", path: '/img/a"b\n.jpg', status: 200, cache: "hit", ms: 0.12 },
+      "request",
+    );
+    expect(lines).toHaveLength(2);
+    const [ours, theirs] = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect({ ...ours, time: 0 }).toEqual({ ...theirs, time: 0 });
+  });
+
+  it("writes nothing when info is disabled", () => {
+    const lines: string[] = [];
+    const logger = pino({ level: "warn" }, { write: (line: string) => lines.push(line) });
+    createRequestLog(logger)("id", "GET", "/healthz", 200, undefined, 1);
+    expect(lines).toHaveLength(0);
+  });
+});
