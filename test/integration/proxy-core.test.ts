@@ -103,12 +103,18 @@ describe("proxy core", () => {
           status: res.status,
           hash: sha256(Buffer.from(await res.arrayBuffer())),
           cache: res.headers.get("cache-status"),
+          timing: res.headers.get("server-timing"),
         };
       }),
     );
     expect(origin.count("/herd.jpg") - before).toBe(1);
     expect(responses.every((r) => r.status === 200 && r.hash === sha256(jpeg))).toBe(true);
-    expect(responses.filter((r) => r.cache?.includes("collapsed")).length).toBeGreaterThan(0);
+    const collapsed = responses.filter((r) => r.cache?.includes("collapsed"));
+    expect(collapsed.length).toBeGreaterThan(0);
+    // A waiter reports its own wait, never the producer's stage times (which could exceed its own total).
+    expect(
+      collapsed.every((r) => !/origin;dur/.test(r.timing ?? "") && /coalesced;desc=.*total;dur=/.test(r.timing ?? "")),
+    ).toBe(true);
     const stats = (await (await fetch(`${proxy.url}/api/stats`)).json()) as {
       coalesced: number;
       originFetches: number;

@@ -94,6 +94,12 @@ function serverTiming(result: ProxyResult, started: number): string {
   const parts: string[] = [];
   const { originMs, queueMs, transformMs } = result.timings;
   if (result.cacheStatus === "hit") parts.push('cache;desc="hit"');
+  if (result.collapsed) {
+    // This request waited on another's fetch/transform: those stage times are not this response's (they can even
+    // exceed its total), so only the wait is reported.
+    parts.push('coalesced;desc="waited for another request"', `total;dur=${(performance.now() - started).toFixed(2)}`);
+    return parts.join(", ");
+  }
   if (queueMs !== undefined && queueMs > 0.05) parts.push(`queue;dur=${queueMs.toFixed(1)}`);
   if (originMs !== undefined) parts.push(`origin;dur=${originMs.toFixed(1)}`);
   if (transformMs !== undefined) parts.push(`transform;dur=${transformMs.toFixed(1)}`);
