@@ -19,6 +19,7 @@ import { Metrics } from "./metrics.ts";
 import { ImageProxy } from "./proxy/image-proxy.ts";
 import { ProxyStats } from "./proxy/stats.ts";
 import { TokenBucketLimiter } from "./rate-limit/token-bucket.ts";
+import { createScaleOut } from "./scale-out.ts";
 import { Transformer } from "./transform/pipeline.ts";
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -78,6 +79,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     ...cacheOptions,
   });
   const transformer = new Transformer(config.transform);
+  const scaleOut = await createScaleOut(config, log);
   const proxy = new ImageProxy({
     fetcher,
     remote,
@@ -88,15 +90,20 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     limits: { maxOutputDimension: config.transform.maxOutputDimension, allowSvg: config.transform.allowSvg },
     negativeTtlSeconds: config.cache.negativeTtlSeconds,
     ...(options.now ? { now: options.now } : {}),
+    lower: scaleOut.lower,
+    cluster: scaleOut.cluster,
+    announcePurge: scaleOut.announcePurge,
   });
-  const limiter =
+  scaleOut.onRemotePurge((path) => proxy.applyRemotePurge(path));
+  const limiter = scaleOut.limiter(
     config.rateLimit.perSecond > 0
       ? new TokenBucketLimiter({
           perSecond: config.rateLimit.perSecond,
           burst: config.rateLimit.burst,
           ...(options.now ? { now: options.now } : {}),
         })
-      : undefined;
+      : undefined,
+  );
   const webRoot = config.http.webRoot !== "" ? config.http.webRoot : resolve(REPO_ROOT, "web/dist");
   const staticFiles = existsSync(webRoot) ? new StaticFiles(webRoot) : undefined;
 
@@ -139,6 +146,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         variants: v,
       },
       rateLimit: { perSecond: config.rateLimit.perSecond, burst: config.rateLimit.burst },
+      tiers: scaleOut.snapshot(),
       origin: fetcher.description,
     };
   };
@@ -151,28 +159,40 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       help: "Bytes held per cache tier",
       type: "gauge",
       labelNames: ["tier"],
-      read: () => tiers.map((t) => ({ labels: { tier: `memory-${t.name}` }, value: t.stats().bytes })),
+      read: () => [
+        ...tiers.map((t) => ({ labels: { tier: `memory-${t.name}` }, value: t.stats().bytes })),
+        ...scaleOut.tierSamples("bytes"),
+      ],
     },
     {
       name: "imagika_cache_entries",
       help: "Entries per cache tier",
       type: "gauge",
       labelNames: ["tier"],
-      read: () => tiers.map((t) => ({ labels: { tier: `memory-${t.name}` }, value: t.stats().entries })),
+      read: () => [
+        ...tiers.map((t) => ({ labels: { tier: `memory-${t.name}` }, value: t.stats().entries })),
+        ...scaleOut.tierSamples("entries"),
+      ],
     },
     {
       name: "imagika_cache_max_bytes",
       help: "Byte budget per cache tier",
       type: "gauge",
       labelNames: ["tier"],
-      read: () => tiers.map((t) => ({ labels: { tier: `memory-${t.name}` }, value: t.stats().maxBytes })),
+      read: () => [
+        ...tiers.map((t) => ({ labels: { tier: `memory-${t.name}` }, value: t.stats().maxBytes })),
+        ...scaleOut.tierSamples("maxBytes"),
+      ],
     },
     {
       name: "imagika_cache_evictions_total",
       help: "Entries evicted to make room, per tier",
       type: "counter",
       labelNames: ["tier"],
-      read: () => tiers.map((t) => ({ labels: { tier: `memory-${t.name}` }, value: t.stats().evictions })),
+      read: () => [
+        ...tiers.map((t) => ({ labels: { tier: `memory-${t.name}` }, value: t.stats().evictions })),
+        ...scaleOut.tierSamples("evictions"),
+      ],
     },
     {
       name: "imagika_cache_lookups_total",
@@ -245,6 +265,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       type: "counter",
       read: () => [{ value: stats.originalBytesEquivalent }],
     },
+    ...scaleOut.metrics,
   ]);
 
   const http = createHttpServer({
@@ -280,6 +301,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       await http.close(config.http.shutdownTimeoutMs);
       await fetcher.close();
       if (remote && remote !== fetcher) await remote.close();
+      await scaleOut.close();
       log.info("stopped");
       log.flush();
     })();

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { isKeyOfPath } from "./cache-key.ts";
 import { decodeEntry, encodeEntry, entryHeadLength, ENTRY_HEADER_BYTES, readEntryKey } from "./entry-codec.ts";
 import type { Variant } from "./tier.ts";
 import type { TierHealth } from "./tier-health.ts";
@@ -150,6 +151,15 @@ export class DiskCache {
     const doomed = [...this.#index].filter(([, entry]) => matches(entry.key)).map(([name]) => name);
     for (const name of doomed) await this.#remove(name);
     return doomed.length;
+  }
+
+  /** The original and every variant of `path` (per-image purge). */
+  purgePath(path: string): Promise<number> {
+    return this.deleteWhere((key) => isKeyOfPath(key, path));
+  }
+
+  purgeAll(): Promise<number> {
+    return this.clear();
   }
 
   async clear(): Promise<number> {

@@ -111,6 +111,57 @@ export const PROXY_SETTINGS = {
     default: 0.5,
     help: "Share of the memory budget that fetched originals may use (the rest holds variants)",
   }),
+  diskCacheDir: setting({
+    flag: "disk-cache-dir",
+    env: "DISK_CACHE_DIR",
+    parse: text({ allowEmpty: true }),
+    default: "",
+    help: "Directory of the persistent disk tier (survives restarts; workers may share it); empty = no disk tier",
+  }),
+  diskCacheMaxBytes: setting({
+    flag: "disk-cache-max-bytes",
+    env: "DISK_CACHE_MAX_BYTES",
+    parse: bytes(1),
+    default: 4 * 1024 * MiB,
+    defaultLabel: "4GiB",
+    help: "Disk tier budget in bytes; least recently used files are deleted beyond it",
+  }),
+  redisUrl: setting({
+    flag: "redis-url",
+    env: "REDIS_URL",
+    parse: parseRedisUrl,
+    default: "",
+    help: "Redis shared by every instance (redis://host:6379): shared cache tier, cluster-wide coalescing, rate limits and purges; empty = none",
+  }),
+  redisKeyPrefix: setting({
+    flag: "redis-key-prefix",
+    env: "REDIS_KEY_PREFIX",
+    parse: text(),
+    default: "imagika:",
+    help: "Prefix of every Redis key and channel (several deployments can share one Redis)",
+  }),
+  redisMaxEntryBytes: setting({
+    flag: "redis-max-entry-bytes",
+    env: "REDIS_MAX_ENTRY_BYTES",
+    parse: bytes(1),
+    default: 4 * MiB,
+    defaultLabel: "4MiB",
+    help: "Largest entry shared through Redis; larger ones stay in memory and on disk (and are not coalesced across instances)",
+  }),
+  coalesceWaitMs: setting({
+    flag: "coalesce-wait-ms",
+    env: "COALESCE_WAIT_MS",
+    parse: int(100, 600_000),
+    default: 20_000,
+    help: "With --redis-url: lifetime of the cluster-wide lock on a cold key, and the longest other instances wait for its result",
+  }),
+  workers: setting({
+    flag: "workers",
+    env: "WORKERS",
+    parse: int(1, 256),
+    default: 1,
+    help: "Proxy processes on this host (node:cluster) sharing the port, the disk tier and Redis",
+  }),
   negativeTtlSeconds: setting({
     flag: "negative-ttl-seconds",
     env: "NEGATIVE_TTL_SECONDS",
@@ -138,6 +189,14 @@ export const PROXY_SETTINGS = {
     parse: int(1, 1_000_000),
     default: 100,
     help: "Token-bucket capacity: requests a client may make at once",
+  }),
+  rateLimitRedisFallback: setting({
+    flag: "rate-limit-redis-fallback",
+    env: "RATE_LIMIT_REDIS_FALLBACK",
+    parse: bool(),
+    default: true,
+    bareValue: "true",
+    help: "With --redis-url: limit per instance while Redis is unreachable (false: admit everyone until it returns)",
   }),
   trustProxy: setting({
     flag: "trust-proxy",
@@ -359,6 +418,19 @@ export const PROXY_SETTINGS = {
   }),
 };
 
+/** `redis://` or `rediss://` URL, or empty (no Redis). */
+function parseRedisUrl(raw: string): ParseResult<string> {
+  const value = raw.trim();
+  if (value === "") return { ok: true, value };
+  try {
+    const url = new URL(value);
+    if ((url.protocol === "redis:" || url.protocol === "rediss:") && url.hostname !== "") return { ok: true, value };
+  } catch {
+    /* falls through */
+  }
+  return { ok: false, expected: "a redis:// or rediss:// URL" };
+}
+
 /** Trust X-Forwarded-For: `false`/`0` off, `true` one hop, or a hop count. */
 function parseTrustProxy(raw: string): ParseResult<number> {
   const text = raw.trim().toLowerCase();
@@ -382,6 +454,15 @@ export interface Config {
   readonly transform: TransformConfig;
   readonly http: HttpConfig;
   readonly log: LogConfig;
+  /** Processes on this host (node:cluster); 1 = this process serves. */
+  readonly workers: number;
+  readonly redis: RedisConfig;
+}
+
+export interface RedisConfig {
+  /** Empty: no Redis (no shared tier, no cluster coalescing, per-instance rate limits and purges). */
+  readonly url: string;
+  readonly keyPrefix: string;
 }
 
 export interface OriginConfig {
@@ -406,12 +487,17 @@ export interface CacheConfig {
   readonly ttlSeconds: number;
   readonly originalsShare: number;
   readonly negativeTtlSeconds: number;
+  readonly disk: { readonly dir: string; readonly maxBytes: number };
+  readonly redisMaxEntryBytes: number;
+  readonly coalesceWaitMs: number;
 }
 
 export interface RateLimitConfig {
   /** Tokens per second; 0 disables the limiter. */
   readonly perSecond: number;
   readonly burst: number;
+  /** With Redis: fall back to per-instance buckets while it is unreachable (else admit). */
+  readonly shouldFallBackLocally: boolean;
 }
 
 export interface TransformConfig {
@@ -470,8 +556,11 @@ export function buildConfig(s: ProxySettings): Config {
       ttlSeconds: s.cacheTtlSeconds,
       originalsShare: s.cacheOriginalsShare,
       negativeTtlSeconds: s.negativeTtlSeconds,
+      disk: { dir: s.diskCacheDir, maxBytes: s.diskCacheMaxBytes },
+      redisMaxEntryBytes: s.redisMaxEntryBytes,
+      coalesceWaitMs: s.coalesceWaitMs,
     },
-    rateLimit: { perSecond: s.rateLimit, burst: s.rateBurst },
+    rateLimit: { perSecond: s.rateLimit, burst: s.rateBurst, shouldFallBackLocally: s.rateLimitRedisFallback },
     transform: {
       maxSourcePixels: s.maxSourcePixels,
       maxOutputDimension: s.maxOutputDimension,
@@ -497,6 +586,8 @@ export function buildConfig(s: ProxySettings): Config {
       keepAliveTimeoutMs: s.keepAliveTimeoutMs,
     },
     log: { level: s.logLevel, pretty: s.logPretty },
+    workers: s.workers,
+    redis: { url: s.redisUrl, keyPrefix: s.redisKeyPrefix },
   });
 }
 

@@ -10,7 +10,8 @@ import type { Metrics } from "../metrics.ts";
 import type { ImageProxy } from "../proxy/image-proxy.ts";
 import type { ProxyStats } from "../proxy/stats.ts";
 import { clientAddress, clientKeyOf } from "../rate-limit/client-key.ts";
-import type { TokenBucketLimiter } from "../rate-limit/token-bucket.ts";
+import type { RateLimiter } from "../rate-limit/redis-store.ts";
+import type { RateDecision } from "../rate-limit/token-bucket.ts";
 import { handleImages, handlePurge } from "./handlers/api.ts";
 import { handleHealth, handleReady } from "./handlers/health.ts";
 import { handleImage } from "./handlers/image.ts";
@@ -29,7 +30,7 @@ export interface HttpDeps {
   readonly image: { readonly maxOutputDimension: number; readonly isRemoteEnabled: boolean };
   readonly proxy: ImageProxy;
   readonly stats: ProxyStats;
-  readonly limiter: TokenBucketLimiter | undefined;
+  readonly limiter: RateLimiter | undefined;
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly checkOrigin: () => Promise<void>;
@@ -61,8 +62,11 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
   let shuttingDown = false;
   const requestLog = createRequestLog(log);
 
-  /** Applies the client's token bucket; false when the request was answered 429. */
-  function admit(req: IncomingMessage, res: ServerResponse, extra: string[]): boolean {
+  /**
+   * Applies the client's token bucket; false when the request was answered 429. A promise only with the Redis limiter,
+   * so the default (in-memory) path stays synchronous.
+   */
+  function admit(req: IncomingMessage, res: ServerResponse, extra: string[]): boolean | Promise<boolean> {
     if (!limiter) return true;
     const address = clientAddress(
       req.socket.remoteAddress,
@@ -70,6 +74,12 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
       config.trustProxyHops,
     );
     const decision = limiter.take(clientKeyOf(address));
+    return decision instanceof Promise
+      ? decision.then((settled) => applyDecision(limiter, res, extra, settled))
+      : applyDecision(limiter, res, extra, decision);
+  }
+
+  function applyDecision(limiter: RateLimiter, res: ServerResponse, extra: string[], decision: RateDecision): boolean {
     extra.push("ratelimit-policy", policy, "ratelimit", `"default";r=${decision.remaining};t=${decision.resetSeconds}`);
     if (decision.allowed) return true;
     stats.rateLimited++;
@@ -108,14 +118,18 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
         res.setHeader("connection", "close");
         throw new ProxyError("BODY_NOT_ALLOWED", "image requests carry no body");
       }
-      if (!admit(req, res, extra)) return undefined;
+      const admitted = admit(req, res, extra);
+      if (admitted === false || (admitted !== true && !(await admitted))) return undefined;
       stats.requests++;
       if (url === "/img") throw new ProxyError("INVALID_PATH", "the URL names no image: use /img/<path>");
       return handleImage(req, res, url, deps.proxy, stats, deps.metrics, imageOptions, started, extra);
     }
     const pathname = url.split("?")[0] ?? url;
     const isLimited = pathname === "/api/images" || pathname === "/api/cache" || pathname.startsWith("/api/cache/");
-    if (isLimited && !admit(req, res, extra)) return undefined;
+    if (isLimited) {
+      const admitted = admit(req, res, extra);
+      if (admitted === false || (admitted !== true && !(await admitted))) return undefined;
+    }
     applyHeaders(res, extra);
     if (pathname === "/healthz") return void handleHealth(res);
     if (pathname === "/readyz") return void (await handleReady(res, shuttingDown, deps.checkOrigin));
@@ -132,7 +146,7 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     if (pathname === "/api/stats") return void sendJson(res, 200, deps.snapshot(), { "cache-control": "no-store" });
     if (pathname === "/api/images") return void (await handleImages(res, deps.listImages));
     if (pathname === "/api/cache" || pathname.startsWith("/api/cache/")) {
-      return void handlePurge(req, res, url, deps.proxy, config.adminToken);
+      return void (await handlePurge(req, res, url, deps.proxy, config.adminToken));
     }
     if (
       isRead &&

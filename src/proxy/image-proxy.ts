@@ -1,6 +1,7 @@
 import { LRUCache } from "lru-cache";
 import { createHash } from "node:crypto";
 import type { MemoryCache } from "../cache/memory-cache.ts";
+import type { TieredCache } from "../cache/tiered-cache.ts";
 import type { Variant } from "../cache/tier.ts";
 import { isKeyOfPath, originalKey, variantCacheKey } from "../cache/cache-key.ts";
 import { ProxyError } from "../errors.ts";
@@ -10,6 +11,7 @@ import type { ImageFormat } from "../image-format.ts";
 import { negotiateFormat, variantKey } from "../transform/negotiate.ts";
 import type { TransformOptions } from "../transform/options.ts";
 import type { Transformer } from "../transform/pipeline.ts";
+import type { ClusterCoalescer } from "./cluster-coalesce.ts";
 import { Coalescer } from "./coalesce.ts";
 import type { ProxyStats } from "./stats.ts";
 
@@ -43,6 +45,10 @@ export interface ProxyResult {
 interface Produced {
   readonly variant: Variant;
   readonly timings: Timings;
+  /** Found in a tier below memory (disk, redis). */
+  readonly hitTier?: string;
+  /** Another instance produced it while this one waited (cluster-wide coalescing). */
+  readonly isClusterWaited?: boolean;
 }
 
 export interface ImageProxyDeps {
@@ -56,6 +62,12 @@ export interface ImageProxyDeps {
   readonly limits: { readonly maxOutputDimension: number; readonly allowSvg: boolean };
   readonly negativeTtlSeconds: number;
   readonly now?: () => number;
+  /** Disk and Redis tiers, asked only after a memory miss. */
+  readonly lower?: TieredCache | undefined;
+  /** Cluster-wide single flight over Redis. */
+  readonly cluster?: ClusterCoalescer | undefined;
+  /** Tells the other instances about a purge (Redis pub/sub). */
+  readonly announcePurge?: ((path: string | null) => Promise<void>) | undefined;
 }
 
 /** Strong ETag from the bytes: equal bytes, equal tag, on every instance. */
@@ -95,16 +107,9 @@ export class ImageProxy {
         stats.hits++;
         return { variant: cached, cacheStatus: "hit", collapsed: false, varyAccept: false, timings: {} };
       }
-      stats.misses++;
       const { promise, joined } = this.#original(request.path);
       const produced = await promise;
-      return {
-        variant: produced.variant,
-        cacheStatus: "miss",
-        collapsed: joined,
-        varyAccept: false,
-        timings: produced.timings,
-      };
+      return this.#result(produced, joined, false);
     }
 
     const options = request.options;
@@ -116,36 +121,102 @@ export class ImageProxy {
       stats.hits++;
       return { variant: cached, cacheStatus: "hit", collapsed: false, varyAccept, timings: {} };
     }
-    stats.misses++;
-    const { promise, joined } = this.#variantFlights.run(key, async () => {
-      const original = await this.#getOriginal(request.path);
-      const result = await this.#deps.transformer.transform(original.variant.body, options, format);
-      const variant: Variant = {
-        body: result.body,
-        format: result.format,
-        etag: etagOf(result.body),
-        width: result.width,
-        height: result.height,
-        originalBytes: original.variant.originalBytes,
-      };
-      this.#deps.variants.set(key, variant);
-      return { variant, timings: { ...original.timings, queueMs: result.queueMs, transformMs: result.transformMs } };
-    });
+    const { promise, joined } = this.#variantFlights.run(key, () =>
+      this.#throughTiers(key, this.#deps.variants, () => this.#produceVariant(key, request.path, options, format)),
+    );
     if (joined) stats.coalesced++;
-    const produced = await promise;
-    return { variant: produced.variant, cacheStatus: "miss", collapsed: joined, varyAccept, timings: produced.timings };
+    return this.#result(await promise, joined, varyAccept);
   }
 
-  /** Removes the original and every variant of `path`; returns the number of entries removed. */
-  purge(path: string): number {
+  /** A memory miss answered: from a lower tier (a hit), or produced here or by another instance (a miss). */
+  #result(produced: Produced, joined: boolean, varyAccept: boolean): ProxyResult {
+    const isHit = produced.hitTier !== undefined;
+    if (isHit) this.#deps.stats.hits++;
+    else this.#deps.stats.misses++;
+    return {
+      variant: produced.variant,
+      cacheStatus: isHit ? "hit" : "miss",
+      collapsed: joined || produced.isClusterWaited === true,
+      varyAccept,
+      timings: produced.timings,
+    };
+  }
+
+  async #produceVariant(
+    key: string,
+    path: string,
+    options: TransformOptions,
+    format: ReturnType<typeof negotiateFormat>,
+  ): Promise<Produced> {
+    const original = await this.#getOriginal(path);
+    const result = await this.#deps.transformer.transform(original.variant.body, options, format);
+    const variant: Variant = {
+      body: result.body,
+      format: result.format,
+      etag: etagOf(result.body),
+      width: result.width,
+      height: result.height,
+      originalBytes: original.variant.originalBytes,
+    };
+    this.#deps.variants.set(key, variant);
+    return { variant, timings: { ...original.timings, queueMs: result.queueMs, transformMs: result.transformMs } };
+  }
+
+  /**
+   * After a memory miss: the lower tiers (a hit there is promoted to memory), else produce (coalesced across the
+   * cluster when Redis is configured) and store in every tier. Without lower tiers this is just `produce()`.
+   */
+  async #throughTiers(key: string, memory: MemoryCache, produce: () => Promise<Produced>): Promise<Produced> {
+    const { lower, cluster } = this.#deps;
+    if (!lower) return produce();
+    const lookup = async (): Promise<Produced | undefined> => {
+      const hit = await lower.get(key);
+      if (!hit) return undefined;
+      memory.set(key, hit.variant);
+      return { variant: hit.variant, timings: {}, hitTier: hit.tier };
+    };
+    const found = await lookup();
+    if (found) return found;
+    const produceAndStore = async (): Promise<{ result: Produced; isShared: boolean }> => {
+      const result = await produce();
+      return { result, isShared: await lower.set(key, result.variant) };
+    };
+    if (!cluster) return (await produceAndStore()).result;
+    const outcome = await cluster.run(key, lookup, produceAndStore);
+    if (!outcome.waited) return outcome.result;
+    this.#deps.stats.coalesced++;
+    return { variant: outcome.result.variant, timings: {}, isClusterWaited: true };
+  }
+
+  /** Removes the original and every variant of `path` from every tier and, with Redis, on every instance. */
+  async purge(path: string): Promise<number> {
+    const removed = this.purgeLocal(path) + ((await this.#deps.lower?.purgePath(path)) ?? 0);
+    await this.#deps.announcePurge?.(path);
+    return removed;
+  }
+
+  async purgeAll(): Promise<number> {
+    const removed = this.purgeLocal(null) + ((await this.#deps.lower?.purgeAll()) ?? 0);
+    await this.#deps.announcePurge?.(null);
+    return removed;
+  }
+
+  /** Memory only (null: everything); synchronous. */
+  purgeLocal(path: string | null): number {
+    if (path === null) {
+      this.#notFound?.clear();
+      return this.#deps.originals.clear() + this.#deps.variants.clear();
+    }
     this.#notFound?.delete(path);
     const matches = (key: string): boolean => isKeyOfPath(key, path);
     return this.#deps.originals.deleteWhere(matches) + this.#deps.variants.deleteWhere(matches);
   }
 
-  purgeAll(): number {
-    this.#notFound?.clear();
-    return this.#deps.originals.clear() + this.#deps.variants.clear();
+  /** Another instance purged `path`: drop it from memory and local tiers (it already emptied the shared ones). */
+  async applyRemotePurge(path: string | null): Promise<void> {
+    this.purgeLocal(path);
+    if (path === null) await this.#deps.lower?.purgeAll(true);
+    else await this.#deps.lower?.purgePath(path, true);
   }
 
   /** The original from cache, or fetched once however many callers ask. */
@@ -156,7 +227,9 @@ export class ImageProxy {
   }
 
   #original(path: string): { promise: Promise<Produced>; joined: boolean } {
-    const flight = this.#originalFlights.run(path, () => this.#fetchOriginal(path));
+    const flight = this.#originalFlights.run(path, () =>
+      this.#throughTiers(originalKey(path), this.#deps.originals, () => this.#fetchOriginal(path)),
+    );
     if (flight.joined) this.#deps.stats.coalesced++;
     return flight;
   }

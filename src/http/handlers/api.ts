@@ -31,13 +31,13 @@ function isAuthorized(req: IncomingMessage, token: string): boolean {
  * DELETE /api/cache (everything) and DELETE /api/cache/<path> (the original and all its variants). Without an admin
  * token configured the endpoints do not exist (404), so an unconfigured server exposes no purge at all.
  */
-export function handlePurge(
+export async function handlePurge(
   req: IncomingMessage,
   res: ServerResponse,
   url: string,
   proxy: ImageProxy,
   adminToken: string,
-): void {
+): Promise<void> {
   if (adminToken === "") throw new ProxyError("NOT_FOUND", "no such endpoint");
   if (req.method !== "DELETE") {
     res.setHeader("allow", "DELETE");
@@ -50,9 +50,9 @@ export function handlePurge(
   }
   const pathname = url.split("?")[0] ?? url;
   if (pathname === "/api/cache" || pathname === "/api/cache/") {
-    sendJson(res, 200, { purged: proxy.purgeAll() });
+    sendJson(res, 200, { purged: await proxy.purgeAll() });
     return;
   }
   const path = parseImagePath(pathname.slice("/api/cache/".length));
-  sendJson(res, 200, { path, purged: proxy.purge(path) });
+  sendJson(res, 200, { path, purged: await proxy.purge(path) });
 }

@@ -106,7 +106,8 @@ describe("DiskCache", () => {
     await cache.set("v:x", variant(2000));
     const [file] = await entryFiles(dir);
     const bytes = await readFile(file!);
-    bytes[bytes.length - 10] ^= 0xff; // one flipped bit pattern in the body: the CRC no longer matches
+    const at = bytes.length - 10;
+    bytes.writeUInt8(bytes.readUInt8(at) ^ 0xff, at); // flipped bits in the body: the CRC no longer matches
     await writeFile(file!, bytes);
     expect(await cache.get("v:x")).toBeUndefined();
     expect(cache.stats()).toMatchObject({ corrupt: 1, entries: 0 });

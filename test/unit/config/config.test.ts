@@ -19,7 +19,7 @@ describe("loadConfig", () => {
     const config = loadConfig(env, ["--port", "9100", "--rate-burst=7"]);
     expect(config.port).toBe(9100);
     expect(config.cache.maxBytes).toBe(1_000_000_000);
-    expect(config.rateLimit).toEqual({ perSecond: 5, burst: 7 });
+    expect(config.rateLimit).toEqual({ perSecond: 5, burst: 7, shouldFallBackLocally: true });
   });
 
   it("parses origins: http base URL with a prefix, s3, and a directory", () => {

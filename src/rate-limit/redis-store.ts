@@ -1,0 +1,117 @@
+import { createHash } from "node:crypto";
+import type { createClient } from "redis";
+import type { RateDecision, TokenBucketLimiter } from "./token-bucket.ts";
+
+/** What the HTTP layer asks: synchronous in memory, a promise only when Redis keeps the buckets. */
+export interface RateLimiter {
+  readonly perSecond: number;
+  readonly burst: number;
+  take(clientKey: string): RateDecision | Promise<RateDecision>;
+}
+
+/** The slice of node-redis the limiter uses (rate-limit/ does not import cache/). */
+type RedisLike = Pick<ReturnType<typeof createClient>, "evalSha" | "eval">;
+
+/** Failure bookkeeping, shared with the Redis cache tier (one Redis, one outage). */
+export interface RedisHealth {
+  isAvailable(): boolean;
+  fail(error: unknown): void;
+  succeed(): void;
+}
+
+/**
+ * The same token bucket as TokenBucketLimiter, kept in a Redis hash per client so every instance draws from one
+ * bucket. One script call per request: atomic (Redis runs scripts one at a time) and one round trip. The clock is
+ * Redis's own TIME, so instances with skewed clocks still agree. Returns {allowed, tokens as a string} (Lua numbers
+ * become integers in replies).
+ */
+const TAKE = `
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ms')
+local tokens = tonumber(state[1])
+local ms = tonumber(state[2])
+if tokens == nil or ms == nil then
+  tokens = burst
+else
+  tokens = math.min(burst, tokens + math.max(0, now - ms) / 1000 * rate)
+end
+local allowed = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  allowed = 1
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ms', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+return {allowed, tostring(tokens)}
+`;
+const TAKE_SHA = createHash("sha1").update(TAKE).digest("hex");
+
+export interface RedisRateLimiterOptions {
+  readonly client: RedisLike;
+  readonly keyPrefix: string;
+  readonly perSecond: number;
+  readonly burst: number;
+  readonly health: RedisHealth;
+  /** Per-instance buckets while Redis is unreachable; undefined: admit everyone until it returns. */
+  readonly fallback: TokenBucketLimiter | undefined;
+}
+
+/**
+ * Cluster-wide rate limit. While Redis is down (or during its failure backoff) requests go to the per-instance
+ * fallback, so a client gets at most N × its limit across N instances rather than none or unlimited.
+ */
+export class RedisRateLimiter implements RateLimiter {
+  readonly perSecond: number;
+  readonly burst: number;
+  readonly #client: RedisLike;
+  readonly #prefix: string;
+  readonly #health: RedisHealth;
+  readonly #fallback: TokenBucketLimiter | undefined;
+  /** Decisions made by the fallback (stats). */
+  fallbackDecisions = 0;
+
+  constructor(options: RedisRateLimiterOptions) {
+    this.perSecond = options.perSecond;
+    this.burst = options.burst;
+    this.#client = options.client;
+    this.#prefix = `${options.keyPrefix}rl:`;
+    this.#health = options.health;
+    this.#fallback = options.fallback;
+  }
+
+  async take(clientKey: string): Promise<RateDecision> {
+    if (!this.#health.isAvailable()) return this.#fallbackTake(clientKey);
+    const options = { keys: [this.#prefix + clientKey], arguments: [String(this.perSecond), String(this.burst)] };
+    let reply: unknown;
+    try {
+      try {
+        reply = await this.#client.evalSha(TAKE_SHA, options);
+      } catch (error) {
+        if (!String(error).includes("NOSCRIPT")) throw error;
+        reply = await this.#client.eval(TAKE, options); // first call on this Redis: loads the script
+      }
+      this.#health.succeed();
+    } catch (error) {
+      this.#health.fail(error);
+      return this.#fallbackTake(clientKey);
+    }
+    const [allowedFlag, tokensText] = reply as [number, string];
+    const tokens = Number(tokensText);
+    const allowed = allowedFlag === 1;
+    return {
+      allowed,
+      remaining: Math.floor(tokens),
+      resetSeconds: Math.ceil((this.burst - tokens) / this.perSecond),
+      retryAfterSeconds: allowed ? 0 : Math.max(1, Math.ceil((1 - tokens) / this.perSecond)),
+    };
+  }
+
+  #fallbackTake(clientKey: string): RateDecision {
+    this.fallbackDecisions++;
+    if (this.#fallback) return this.#fallback.take(clientKey);
+    return { allowed: true, remaining: this.burst, resetSeconds: 0, retryAfterSeconds: 0 };
+  }
+}

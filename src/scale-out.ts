@@ -1,0 +1,184 @@
+import { ClusterBus } from "./cache/cluster-bus.ts";
+import { DiskCache } from "./cache/disk-cache.ts";
+import { closeRedis, createRedisConnection, RedisCache } from "./cache/redis-cache.ts";
+import type { RedisClient } from "./cache/redis-cache.ts";
+import { TierHealth } from "./cache/tier-health.ts";
+import { TieredCache } from "./cache/tiered-cache.ts";
+import type { LowerTier } from "./cache/tiered-cache.ts";
+import type { Config } from "./config/config.ts";
+import type { Logger } from "./log.ts";
+import type { SampledMetric } from "./metrics.ts";
+import { ClusterCoalescer } from "./proxy/cluster-coalesce.ts";
+import { RedisRateLimiter } from "./rate-limit/redis-store.ts";
+import type { RateLimiter } from "./rate-limit/redis-store.ts";
+import type { TokenBucketLimiter } from "./rate-limit/token-bucket.ts";
+
+/** How long startup waits for the pub/sub subscription before serving anyway (purges may be missed until then). */
+const SUBSCRIBE_WAIT_MS = 2000;
+
+type TierStat = "bytes" | "entries" | "maxBytes" | "evictions";
+
+/**
+ * The parts that let many proxies act as one: disk and Redis tiers, cluster-wide coalescing, the Redis rate limit
+ * and purge broadcast. Built by app.ts from the config; every part is absent when its setting is empty.
+ */
+export interface ScaleOut {
+  readonly lower: TieredCache | undefined;
+  readonly cluster: ClusterCoalescer | undefined;
+  readonly announcePurge: ((path: string | null) => Promise<void>) | undefined;
+  /** The limiter the HTTP layer uses: the Redis one wrapping `local` when Redis is configured. */
+  limiter(local: TokenBucketLimiter | undefined): RateLimiter | undefined;
+  /** Another instance purged `path` (null: everything). */
+  onRemotePurge(apply: (path: string | null) => Promise<void>): void;
+  /** Samples for the existing per-tier cache gauges (`imagika_cache_bytes{tier="disk"}` and so on). */
+  tierSamples(stat: TierStat): { labels: Record<string, string>; value: number }[];
+  readonly metrics: readonly SampledMetric[];
+  snapshot(): Record<string, unknown>;
+  close(): Promise<void>;
+}
+
+export async function createScaleOut(config: Config, log: Logger): Promise<ScaleOut> {
+  const tierLog = log.child({ component: "tiers" });
+  const diskHealth = new TierHealth({ tier: "disk", log: tierLog });
+  const redisHealth = new TierHealth({ tier: "redis", log: tierLog });
+  const disk =
+    config.cache.disk.dir === ""
+      ? undefined
+      : await DiskCache.open({
+          dir: config.cache.disk.dir,
+          maxBytes: config.cache.disk.maxBytes,
+          ttlSeconds: config.cache.ttlSeconds,
+          health: diskHealth,
+        });
+  let client: RedisClient | undefined;
+  let redis: RedisCache | undefined;
+  let bus: ClusterBus | undefined;
+  let cluster: ClusterCoalescer | undefined;
+  const { keyPrefix } = config.redis;
+  if (config.redis.url !== "") {
+    client = createRedisConnection(config.redis.url, tierLog);
+    redis = new RedisCache({
+      client,
+      keyPrefix,
+      maxEntryBytes: config.cache.redisMaxEntryBytes,
+      ttlSeconds: config.cache.ttlSeconds,
+      health: redisHealth,
+    });
+    bus = new ClusterBus({ client, keyPrefix, health: redisHealth, log: tierLog });
+    cluster = new ClusterCoalescer({
+      client,
+      bus,
+      keyPrefix,
+      health: redisHealth,
+      waitMs: config.cache.coalesceWaitMs,
+    });
+    if (!(await bus.ready(SUBSCRIBE_WAIT_MS)))
+      tierLog.warn({ url: config.redis.url }, "redis not reachable at start; serving without it until it is");
+  }
+  const tiers: LowerTier[] = [];
+  if (disk) tiers.push(disk);
+  if (redis) tiers.push(redis);
+  const lower = tiers.length > 0 ? new TieredCache(tiers) : undefined;
+  let redisLimiter: RedisRateLimiter | undefined;
+
+  const metrics: SampledMetric[] = [
+    {
+      name: "imagika_tier_failures_total",
+      help: "Failed operations per cache tier (each counted as a miss; the first of an outage logs a warning)",
+      type: "counter",
+      labelNames: ["tier"],
+      read: () => [
+        { labels: { tier: "disk" }, value: diskHealth.failures },
+        { labels: { tier: "redis" }, value: redisHealth.failures },
+      ],
+    },
+    {
+      name: "imagika_tier_healthy",
+      help: "1 while a configured tier answers, 0 during a failure episode",
+      type: "gauge",
+      labelNames: ["tier"],
+      read: () => [
+        ...(disk ? [{ labels: { tier: "disk" }, value: diskHealth.isHealthy ? 1 : 0 }] : []),
+        ...(redis ? [{ labels: { tier: "redis" }, value: redisHealth.isHealthy ? 1 : 0 }] : []),
+      ],
+    },
+    {
+      name: "imagika_tier_lookups_total",
+      help: "Lookups in the tiers below memory, by tier and result",
+      type: "counter",
+      labelNames: ["tier", "result"],
+      read: () => [
+        ...(disk
+          ? [
+              { labels: { tier: "disk", result: "hit" }, value: disk.stats().hits },
+              { labels: { tier: "disk", result: "miss" }, value: disk.stats().misses },
+            ]
+          : []),
+        ...(redis
+          ? [
+              { labels: { tier: "redis", result: "hit" }, value: redis.stats().hits },
+              { labels: { tier: "redis", result: "miss" }, value: redis.stats().misses },
+            ]
+          : []),
+      ],
+    },
+    {
+      name: "imagika_redis_written_bytes_total",
+      help: "Bytes written to the Redis tier",
+      type: "counter",
+      read: () => [{ value: redis?.stats().bytesWritten ?? 0 }],
+    },
+    {
+      name: "imagika_cluster_coalesced_total",
+      help: "Cold requests served from another instance's fetch/transform (Redis lock + pub/sub)",
+      type: "counter",
+      read: () => [{ value: cluster?.waited ?? 0 }],
+    },
+  ];
+
+  return {
+    lower,
+    cluster,
+    announcePurge: bus ? (path) => bus.publish({ type: "purge", path }) : undefined,
+    limiter(local) {
+      if (!client || !local) return local;
+      redisLimiter = new RedisRateLimiter({
+        client,
+        keyPrefix,
+        perSecond: local.perSecond,
+        burst: local.burst,
+        health: redisHealth,
+        fallback: config.rateLimit.shouldFallBackLocally ? local : undefined,
+      });
+      return redisLimiter;
+    },
+    onRemotePurge(apply) {
+      bus?.on((message, isOwn) => {
+        if (message.type !== "purge" || isOwn) return;
+        apply(message.path).catch((error: unknown) => tierLog.warn({ err: String(error) }, "remote purge failed"));
+      });
+    },
+    tierSamples(stat) {
+      if (!disk) return [];
+      return [{ labels: { tier: "disk" }, value: disk.stats()[stat] }];
+    },
+    metrics,
+    snapshot: () => ({
+      ...(disk ? { disk: disk.stats() } : {}),
+      ...(redis
+        ? {
+            redis: {
+              ...redis.stats(),
+              clusterWaited: cluster?.waited ?? 0,
+              clusterProduced: cluster?.produced ?? 0,
+              rateLimitFallbackDecisions: redisLimiter?.fallbackDecisions ?? 0,
+            },
+          }
+        : {}),
+    }),
+    async close() {
+      await bus?.close();
+      if (client) await closeRedis(client);
+    },
+  };
+}
