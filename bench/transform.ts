@@ -1,0 +1,206 @@
+// Issue 4's figures: a cold 4K JPEG -> 1280 px WebP through the whole proxy against the same sharp pipeline called
+// directly (the floor), the herd (200 concurrent requests for one new variant) against one cold request, and the
+// AVIF cost at the configured effort. Ratios come from one run, interleaved, so machine noise cancels out.
+// `node --import tsx bench/transform.ts [--quick] [--json <file>]`
+import { execFileSync, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+import sharp from "sharp";
+import { generateSamples } from "../origin-server/samples.ts";
+import { PROXY_SETTINGS } from "../src/config/config.ts";
+
+const REPO = fileURLToPath(new URL("..", import.meta.url));
+const isQuick = process.argv.includes("--quick");
+const jsonAt = process.argv.indexOf("--json");
+const jsonOut = jsonAt >= 0 ? process.argv[jsonAt + 1] : undefined;
+const ROUNDS = isQuick ? 3 : 7;
+const HERD = 200;
+
+export interface TransformFigures {
+  readonly proxyColdWebpMs: number;
+  readonly bareSharpWebpMs: number;
+  readonly coldRatio: number;
+  readonly singleColdMs: number;
+  readonly herdWallMs: number;
+  readonly herdRatio: number;
+  /** The same 200 requests once the variant is cached: the HTTP floor of the herd. */
+  readonly herdHitWallMs: number;
+  readonly herdOriginFetches: number;
+  readonly herdTransforms: number;
+  readonly proxyColdAvifMs: number;
+  readonly bareSharpAvifMs: number;
+  readonly avifBytes: number;
+  readonly webpBytes: number;
+  readonly avifEffort: number;
+}
+
+function hasTaskset(): boolean {
+  try {
+    execFileSync("taskset", ["-p", String(process.pid)], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? NaN;
+}
+
+/** The first image of the sample library: a 3840x2160 landscape JPEG (q90, ~3.2 MB), deterministic. */
+async function makeOriginal(): Promise<Buffer> {
+  const dir = await mkdtemp(join(tmpdir(), "imagika-bench-sample-"));
+  const { files } = await generateSamples({ dir, count: 1, seed: 42 });
+  return readFile(join(dir, files[0] ?? "landscape-01.jpg"));
+}
+
+async function waitFor(url: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    try {
+      if ((await fetch(url)).ok) return;
+    } catch {
+      // not up yet
+    }
+    await sleep(100);
+  }
+  throw new Error(`${url} did not come up`);
+}
+
+async function timed(url: string, accept = "image/webp"): Promise<{ ms: number; bytes: number }> {
+  const started = performance.now();
+  const res = await fetch(url, { headers: { accept } });
+  const body = await res.arrayBuffer();
+  if (res.status !== 200) throw new Error(`${url} answered ${res.status}`);
+  return { ms: performance.now() - started, bytes: body.byteLength };
+}
+
+export async function runTransformBench(log: (line: string) => void = console.log): Promise<TransformFigures> {
+  const dir = await mkdtemp(join(tmpdir(), "imagika-bench-transform-"));
+  log("transform bench: generating a 4K JPEG original");
+  const original = await makeOriginal();
+  // One copy per cold request, so every proxied request pays origin read + transform, like a real cold miss.
+  const copies = ROUNDS * 2 + 3;
+  for (let i = 0; i < copies; i++) await writeFile(join(dir, `p${i}.jpg`), original);
+  const port = 20_000 + Math.floor(Math.random() * 20_000);
+  // Pinning (when taskset exists): the proxy on core 0, this process (client and bare-sharp floor) on core 1, so
+  // neither side's CPU use slows the other and each side gets exactly one core.
+  const canPin = hasTaskset();
+  if (canPin) execFileSync("taskset", ["-a", "-p", "-c", "1", String(process.pid)], { stdio: "ignore" });
+  log(
+    `transform bench: ${canPin ? "proxy pinned to core 0, client and bare sharp to core 1" : "no taskset: processes unpinned"}`,
+  );
+  const proxy: ChildProcess = spawn(
+    canPin ? "taskset" : process.execPath,
+    [
+      ...(canPin ? ["-c", "0", process.execPath] : []),
+      "--import",
+      "tsx",
+      "src/main.ts",
+      "proxy",
+      "--port",
+      String(port),
+      "--origin",
+      dir,
+      "--rate-limit",
+      "0",
+      "--log-level",
+      "warn",
+    ],
+    { cwd: REPO, stdio: "ignore" },
+  );
+  const base = `http://127.0.0.1:${port}`;
+  try {
+    await waitFor(`${base}/healthz`);
+    const effort = PROXY_SETTINGS.avifEffort.default;
+    // Warm both paths (JIT, libvips caches off, code loaded) before measuring.
+    await timed(`${base}/img/p${copies - 1}.jpg?w=1280&f=webp`);
+    await sharp(original).rotate().resize({ width: 1280, withoutEnlargement: true }).webp({ quality: 80 }).toBuffer();
+
+    const proxyWebp: number[] = [];
+    const bareWebp: number[] = [];
+    const proxyAvif: number[] = [];
+    const bareAvif: number[] = [];
+    let webpBytes = 0;
+    let avifBytes = 0;
+    for (let round = 0; round < ROUNDS; round++) {
+      log(`transform bench: round ${round + 1}/${ROUNDS}`);
+      const webp = await timed(`${base}/img/p${round}.jpg?w=1280&f=webp`);
+      proxyWebp.push(webp.ms);
+      webpBytes = webp.bytes;
+      let started = performance.now();
+      await sharp(original).rotate().resize({ width: 1280, withoutEnlargement: true }).webp({ quality: 80 }).toBuffer();
+      bareWebp.push(performance.now() - started);
+      const avif = await timed(`${base}/img/p${ROUNDS + round}.jpg?w=1280&f=avif`, "image/avif");
+      proxyAvif.push(avif.ms);
+      avifBytes = avif.bytes;
+      started = performance.now();
+      await sharp(original)
+        .rotate()
+        .resize({ width: 1280, withoutEnlargement: true })
+        .avif({ quality: 60, effort, chromaSubsampling: "4:2:0" })
+        .toBuffer();
+      bareAvif.push(performance.now() - started);
+    }
+
+    log(`transform bench: herd of ${HERD} concurrent requests for one new variant`);
+    // Both sides start cold (original not cached): one origin read + one transform each.
+    const single = await timed(`${base}/img/p${copies - 3}.jpg?w=1280&f=webp&q=81`);
+    const before = (await (await fetch(`${base}/api/stats`)).json()) as { originFetches: number; transforms: number };
+    const herdStarted = performance.now();
+    await Promise.all(Array.from({ length: HERD }, () => timed(`${base}/img/p${copies - 2}.jpg?w=1280&f=webp&q=81`)));
+    const herdWallMs = performance.now() - herdStarted;
+    const after = (await (await fetch(`${base}/api/stats`)).json()) as { originFetches: number; transforms: number };
+    // The same herd again, now a cache hit: what 200 concurrent HTTP exchanges cost on this machine without any work.
+    const hitStarted = performance.now();
+    await Promise.all(Array.from({ length: HERD }, () => timed(`${base}/img/p${copies - 2}.jpg?w=1280&f=webp&q=81`)));
+    const herdHitWallMs = performance.now() - hitStarted;
+
+    const figures: TransformFigures = {
+      proxyColdWebpMs: median(proxyWebp),
+      bareSharpWebpMs: median(bareWebp),
+      coldRatio: median(proxyWebp) / median(bareWebp),
+      singleColdMs: single.ms,
+      herdWallMs,
+      herdRatio: herdWallMs / single.ms,
+      herdHitWallMs,
+      herdOriginFetches: after.originFetches - before.originFetches,
+      herdTransforms: after.transforms - before.transforms,
+      proxyColdAvifMs: median(proxyAvif),
+      bareSharpAvifMs: median(bareAvif),
+      avifBytes,
+      webpBytes,
+      avifEffort: effort,
+    };
+    return figures;
+  } finally {
+    proxy.kill("SIGTERM");
+  }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const f = await runTransformBench();
+  const rows = [
+    ["cold 4K JPEG -> 1280 WebP, through the proxy (median)", `${f.proxyColdWebpMs.toFixed(0)} ms`],
+    ["same pipeline, bare sharp in one process (floor)", `${f.bareSharpWebpMs.toFixed(0)} ms`],
+    ["ratio proxy / floor (target <= 1.15)", f.coldRatio.toFixed(2)],
+    ["one cold request (origin read + transform)", `${f.singleColdMs.toFixed(0)} ms`],
+    [`herd: ${HERD} concurrent requests, one new variant (wall)`, `${f.herdWallMs.toFixed(0)} ms`],
+    ["ratio herd / one cold (target <= 1.3)", f.herdRatio.toFixed(2)],
+    [`the same ${HERD} requests once cached (HTTP floor)`, `${f.herdHitWallMs.toFixed(0)} ms`],
+    ["ratio (herd - HTTP floor) / one cold", ((f.herdWallMs - f.herdHitWallMs) / f.singleColdMs).toFixed(2)],
+    ["herd origin fetches / transforms (target 1 / 1)", `${f.herdOriginFetches} / ${f.herdTransforms}`],
+    [
+      `cold 4K -> 1280 AVIF (effort ${f.avifEffort}), through the proxy`,
+      `${f.proxyColdAvifMs.toFixed(0)} ms (${(f.avifBytes / 1024).toFixed(0)} KiB vs WebP ${(f.webpBytes / 1024).toFixed(0)} KiB)`,
+    ],
+    ["same AVIF, bare sharp", `${f.bareSharpAvifMs.toFixed(0)} ms`],
+  ];
+  console.log(`\n| figure | value |\n| --- | --- |\n${rows.map(([a, b]) => `| ${a} | ${b} |`).join("\n")}`);
+  if (jsonOut !== undefined) await writeFile(jsonOut, JSON.stringify(f, null, 2));
+  process.exit(0);
+}
