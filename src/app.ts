@@ -20,6 +20,7 @@ import { ImageProxy } from "./proxy/image-proxy.ts";
 import { ProxyStats } from "./proxy/stats.ts";
 import { TokenBucketLimiter } from "./rate-limit/token-bucket.ts";
 import { createScaleOut } from "./scale-out.ts";
+import { TransformLimiter } from "./transform/limiter.ts";
 import { Transformer } from "./transform/pipeline.ts";
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -82,6 +83,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const scaleOut = await createScaleOut(config, log);
   const proxy = new ImageProxy({
     fetcher,
+    fetchLimiter: new TransformLimiter({ concurrency: config.origin.concurrency, queue: config.origin.queue }),
     remote,
     originals,
     variants,
@@ -134,7 +136,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       transformsQueued: t.queued,
       transformsRejected: t.rejected,
       rateLimited: stats.rateLimited,
-      shed: t.rejected,
+      shed: t.rejected + stats.shed,
       bytesServed: stats.bytesServed,
       originalBytesEquivalent: stats.originalBytesEquivalent,
       cache: {
@@ -243,9 +245,13 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     },
     {
       name: "imagika_shed_total",
-      help: "Requests refused with 503 because the transform queue was full",
+      help: "Requests refused with 503 because a queue was full, by queue (transform, origin)",
       type: "counter",
-      read: () => [{ value: transformer.stats().rejected }],
+      labelNames: ["queue"],
+      read: () => [
+        { labels: { queue: "transform" }, value: transformer.stats().rejected },
+        { labels: { queue: "origin" }, value: stats.shed },
+      ],
     },
     {
       name: "imagika_rate_limited_total",

@@ -250,6 +250,20 @@ export const PROXY_SETTINGS = {
     default: 64,
     help: "Keep-alive connections to an HTTP origin",
   }),
+  originConcurrency: setting({
+    flag: "origin-concurrency",
+    env: "ORIGIN_CONCURRENCY",
+    parse: int(1, 10_000),
+    default: 32,
+    help: "Originals downloaded at once (each is buffered: bounds memory at this x the original size)",
+  }),
+  originQueue: setting({
+    flag: "origin-queue",
+    env: "ORIGIN_QUEUE",
+    parse: int(0, 1_000_000),
+    default: 512,
+    help: "Origin fetches waiting for a slot before new ones get 503 OVERLOADED",
+  }),
   maxSourcePixels: setting({
     flag: "max-source-pixels",
     env: "MAX_SOURCE_PIXELS",
@@ -475,6 +489,8 @@ export interface OriginConfig {
   readonly bodyTimeoutMs: number;
   readonly totalTimeoutMs: number;
   readonly connections: number;
+  readonly concurrency: number;
+  readonly queue: number;
   readonly maxRedirects: number;
   readonly allowPrivateOrigins: boolean;
   /** Host patterns for remote mode (`GET /img?url=`); empty: remote mode off. */
@@ -546,6 +562,8 @@ export function buildConfig(s: ProxySettings): Config {
       bodyTimeoutMs: s.originBodyTimeoutMs,
       totalTimeoutMs: s.originTotalTimeoutMs,
       connections: s.originConnections,
+      concurrency: s.originConcurrency,
+      queue: s.originQueue,
       maxRedirects: s.maxRedirects,
       allowPrivateOrigins: s.allowPrivateOrigins,
       allowedSources: s.allowedSources,

@@ -10,6 +10,7 @@ import { sniffImageFormat } from "../image-format.ts";
 import type { ImageFormat } from "../image-format.ts";
 import { negotiateFormat, variantKey } from "../transform/negotiate.ts";
 import type { TransformOptions } from "../transform/options.ts";
+import type { TransformLimiter } from "../transform/limiter.ts";
 import type { Transformer } from "../transform/pipeline.ts";
 import type { ClusterCoalescer } from "./cluster-coalesce.ts";
 import { Coalescer } from "./coalesce.ts";
@@ -62,6 +63,8 @@ export interface ImageProxyDeps {
   readonly limits: { readonly maxOutputDimension: number; readonly allowSvg: boolean };
   readonly negativeTtlSeconds: number;
   readonly now?: () => number;
+  /** Bounds concurrent origin downloads (each buffers a whole original) and sheds beyond its queue. */
+  readonly fetchLimiter?: TransformLimiter | undefined;
   /** Disk and Redis tiers, asked only after a memory miss. */
   readonly lower?: TieredCache | undefined;
   /** Cluster-wide single flight over Redis. */
@@ -241,14 +244,23 @@ export class ImageProxy {
       stats.negativeHits++;
       throw remembered;
     }
-    const started = performance.now();
-    stats.originFetches++;
+    let started = performance.now();
     let body: Buffer;
+    const { remote, fetchLimiter } = this.#deps;
+    const download = (): Promise<Buffer> => {
+      started = performance.now(); // after any wait for a fetch slot
+      stats.originFetches++;
+      if (!path.includes("//")) return fetcher.fetchOriginal(path);
+      if (remote) return remote.fetchUrl(path);
+      throw new ProxyError("FORBIDDEN", "remote sources are not enabled on this proxy");
+    };
     try {
-      if (!path.includes("//")) body = await fetcher.fetchOriginal(path);
-      else if (this.#deps.remote) body = await this.#deps.remote.fetchUrl(path);
-      else throw new ProxyError("FORBIDDEN", "remote sources are not enabled on this proxy");
+      body = fetchLimiter ? (await fetchLimiter.run(download)).value : await download();
     } catch (error) {
+      if (error instanceof ProxyError && error.code === "OVERLOADED") {
+        stats.shed++; // refused before any download
+        throw error;
+      }
       stats.originErrors++;
       const code = error instanceof ProxyError ? error.code : "INTERNAL";
       stats.originErrorsByCode.set(code, (stats.originErrorsByCode.get(code) ?? 0) + 1);

@@ -169,7 +169,9 @@ describe("transforms through the proxy", () => {
     const app = await proxyFor();
     const truncated = await get(app, "/img/truncated.jpg?w=100&f=webp");
     expect([415, 422]).toContain(truncated.res.status);
-    expect((JSON.parse(truncated.body.toString()) as { error: string }).error).toMatch(/UNSUPPORTED_IMAGE|NOT_AN_IMAGE/);
+    expect((JSON.parse(truncated.body.toString()) as { error: string }).error).toMatch(
+      /UNSUPPORTED_IMAGE|NOT_AN_IMAGE/,
+    );
     const svg = await get(app, "/img/script.svg?w=100");
     expect(svg.res.status).toBe(415);
     const svgOriginal = await get(app, "/img/script.svg");
@@ -220,5 +222,32 @@ describe("transforms through the proxy", () => {
       expect(body.error).toBe("INVALID_OPTIONS");
       expect(body.message).toContain(query.split("=")[0]!);
     }
+  });
+});
+
+describe("origin fetch bounds", () => {
+  it("sheds with 503 when more distinct originals are requested than fetch slots and queue hold", async () => {
+    const slow = await startTestOrigin();
+    for (let i = 0; i < 6; i++) slow.set(`/slow${i}.jpg`, bytesRoute(photo, "image/jpeg", 300));
+    const app = await startProxy({ origin: slow.url, originConcurrency: 1, originQueue: 1 });
+    apps.push(app);
+    const statuses = await Promise.all(
+      Array.from({ length: 6 }, async (_, i) => {
+        const res = await fetch(`${app.url}/img/slow${i}.jpg`);
+        const body = Buffer.from(await res.arrayBuffer());
+        return { status: res.status, retryAfter: res.headers.get("retry-after"), body };
+      }),
+    );
+    const shed = statuses.filter((s) => s.status === 503);
+    expect(statuses.filter((s) => s.status === 200).length).toBe(2); // one fetching, one queued
+    expect(shed.length).toBe(4);
+    for (const s of shed) {
+      expect(Number(s.retryAfter)).toBeGreaterThanOrEqual(1);
+      expect((JSON.parse(s.body.toString()) as { error: string }).error).toBe("OVERLOADED");
+    }
+    expect(slow.total()).toBe(2); // shed requests never reached the origin
+    const stats = (await (await fetch(`${app.url}/api/stats`)).json()) as { shed: number; originFetches: number };
+    expect(stats).toMatchObject({ shed: 4, originFetches: 2 });
+    await slow.close();
   });
 });
