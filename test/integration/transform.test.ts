@@ -1,9 +1,9 @@
-import { deflateSync } from "node:zlib";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../../src/app.ts";
 import { imageFacts, makeJpeg, noisePixels } from "../helpers/images.ts";
 import { startProxy } from "../helpers/proxy.ts";
+import { pngHeaderBomb } from "../unit/transform/images.ts";
 import { bytesRoute, startTestOrigin } from "../helpers/test-origin.ts";
 import type { TestOrigin } from "../helpers/test-origin.ts";
 
@@ -22,39 +22,6 @@ async function get(app: App, path: string, accept?: string): Promise<{ res: Resp
   return { res, body: Buffer.from(await res.arrayBuffer()) };
 }
 
-/** A PNG whose IHDR claims width x height, with a tiny (invalid) body: a decompression-bomb header. */
-function pngClaiming(width: number, height: number): Buffer {
-  const crcTable = Array.from({ length: 256 }, (_, n) => {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    return c >>> 0;
-  });
-  const crc = (bytes: Buffer): number => {
-    let c = 0xffffffff;
-    for (const byte of bytes) c = crcTable[(c ^ byte) & 0xff]! ^ (c >>> 8);
-    return (c ^ 0xffffffff) >>> 0;
-  };
-  const chunk = (type: string, data: Buffer): Buffer => {
-    const head = Buffer.alloc(4);
-    head.writeUInt32BE(data.length);
-    const body = Buffer.concat([Buffer.from(type, "ascii"), data]);
-    const tail = Buffer.alloc(4);
-    tail.writeUInt32BE(crc(body));
-    return Buffer.concat([head, body, tail]);
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = 8; // bit depth
-  ihdr[9] = 2; // RGB
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk("IHDR", ihdr),
-    chunk("IDAT", deflateSync(Buffer.alloc(1024))),
-    chunk("IEND", Buffer.alloc(0)),
-  ]);
-}
-
 beforeAll(async () => {
   photo = await makeJpeg(1600, 1000, 5, 90);
   const rotated = await sharp(noisePixels(400, 200, 9), { raw: { width: 400, height: 200, channels: 3 } })
@@ -65,7 +32,7 @@ beforeAll(async () => {
     "/photo.jpg": bytesRoute(photo, "image/jpeg"),
     "/herd.jpg": bytesRoute(photo, "image/jpeg", 200),
     "/rotated.jpg": bytesRoute(rotated, "image/jpeg"),
-    "/bomb.png": bytesRoute(pngClaiming(50_000, 50_000), "image/png"),
+    "/bomb.png": bytesRoute(pngHeaderBomb(50_000, 50_000), "image/png"),
     "/truncated.jpg": bytesRoute(photo.subarray(0, Math.floor(photo.length / 3)), "image/jpeg"),
     "/script.svg": bytesRoute(
       Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'),
