@@ -13,6 +13,7 @@ import {
 import type { Config } from "./config/config.ts";
 import { int, text } from "./config/parsers.ts";
 import { ConfigError, formatHelp, loadSettings, setting } from "./config/settings.ts";
+import { runWorkers, shouldForkWorkers } from "./cluster.ts";
 import { signImageUrl } from "./http/signature.ts";
 import { generateSamples, hasImages } from "../origin-server/samples.ts";
 import { startOriginServer } from "../origin-server/server.ts";
@@ -169,6 +170,7 @@ function runSign(argv: readonly string[]): void {
 async function runProxy(argv: readonly string[], deps: CliDeps): Promise<void> {
   const { values, positionals } = loadSettings(PROXY_SETTINGS, { env: process.env, argv, envPrefix: ENV_PREFIX });
   if (positionals.length > 0) throw new ConfigError([`unexpected argument '${positionals[0]}'`]);
+  if (shouldForkWorkers(values.workers)) return runWorkers(values.workers);
   const app = await deps.createApp(buildConfig(values));
   onSignals(() => app.close());
 }

@@ -191,17 +191,20 @@ export class ImageProxy {
     return { variant: outcome.result.variant, timings: {}, isClusterWaited: true };
   }
 
-  /** Removes the original and every variant of `path` from every tier and, with Redis, on every instance. */
+  /**
+   * Removes the original and every variant of `path` from every tier and, with Redis, on every instance. Lower tiers
+   * go first: emptying memory first would let a request in between promote the old entry back from disk or Redis.
+   */
   async purge(path: string): Promise<number> {
-    const removed = this.purgeLocal(path) + ((await this.#deps.lower?.purgePath(path)) ?? 0);
+    const removed = (await this.#deps.lower?.purgePath(path)) ?? 0;
     await this.#deps.announcePurge?.(path);
-    return removed;
+    return removed + this.purgeLocal(path);
   }
 
   async purgeAll(): Promise<number> {
-    const removed = this.purgeLocal(null) + ((await this.#deps.lower?.purgeAll()) ?? 0);
+    const removed = (await this.#deps.lower?.purgeAll()) ?? 0;
     await this.#deps.announcePurge?.(null);
-    return removed;
+    return removed + this.purgeLocal(null);
   }
 
   /** Memory only (null: everything); synchronous. */
@@ -217,9 +220,9 @@ export class ImageProxy {
 
   /** Another instance purged `path`: drop it from memory and local tiers (it already emptied the shared ones). */
   async applyRemotePurge(path: string | null): Promise<void> {
-    this.purgeLocal(path);
     if (path === null) await this.#deps.lower?.purgeAll(true);
     else await this.#deps.lower?.purgePath(path, true);
+    this.purgeLocal(path);
   }
 
   /** The original from cache, or fetched once however many callers ask. */

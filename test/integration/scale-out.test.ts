@@ -1,0 +1,243 @@
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { App } from "../../src/app.ts";
+import { imageFacts, makeJpeg } from "../helpers/images.ts";
+import { startProxy } from "../helpers/proxy.ts";
+import type { ProxyOverrides } from "../helpers/proxy.ts";
+import { connectRedis, deletePrefix, startPrivateRedis, SHARED_REDIS_URL, uniquePrefix } from "../helpers/redis.ts";
+import type { PrivateRedis, TestRedisClient } from "../helpers/redis.ts";
+import { bytesRoute, startTestOrigin } from "../helpers/test-origin.ts";
+import type { TestOrigin } from "../helpers/test-origin.ts";
+
+/**
+ * Three in-process proxies sharing one Redis are three independent instances: separate memory caches, coalescers,
+ * transformers and token buckets; only Redis (and a disk directory where a test says so) is common.
+ */
+let redis: TestRedisClient;
+let origin: TestOrigin;
+let jpeg: Buffer;
+const prefixes: string[] = [];
+const apps: App[] = [];
+const dirs: string[] = [];
+
+beforeAll(async () => {
+  redis = await connectRedis(); // fails the whole file loudly when Redis is absent
+  jpeg = await makeJpeg(800, 600, 11);
+  origin = await startTestOrigin();
+});
+
+afterAll(async () => {
+  await Promise.all(apps.map((app) => app.close()));
+  await origin.close();
+  for (const prefix of prefixes) await deletePrefix(redis, prefix);
+  await redis.close();
+  await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+async function cluster(count: number, overrides: Partial<ProxyOverrides> = {}): Promise<App[]> {
+  const prefix = uniquePrefix();
+  prefixes.push(prefix);
+  const started = await Promise.all(
+    Array.from({ length: count }, () =>
+      startProxy({ origin: origin.url, redisUrl: SHARED_REDIS_URL, redisKeyPrefix: prefix, ...overrides }),
+    ),
+  );
+  apps.push(...started);
+  return started;
+}
+
+/** A path only this test uses, served by the origin after `delayMs`. */
+function servedImage(name: string, delayMs = 0): string {
+  origin.set(`/${name}`, bytesRoute(jpeg, "image/jpeg", delayMs));
+  return name;
+}
+
+async function get(app: App, path: string, headers: Record<string, string> = {}) {
+  const res = await fetch(`${app.url}/img/${path}`, { headers });
+  const body = Buffer.from(await res.arrayBuffer());
+  return { res, body, cache: res.headers.get("x-cache"), status: res.status };
+}
+
+type Stats = { tiers: Record<string, Record<string, number | boolean>> };
+
+async function statsOf(app: App): Promise<Stats> {
+  return (await (await fetch(`${app.url}/api/stats`)).json()) as Stats;
+}
+
+/** Polls `check` every 20 ms until it holds; fails after `attempts` (no wall-clock assertion, just a bound). */
+async function eventually(check: () => Promise<boolean>, attempts = 250): Promise<void> {
+  for (let i = 0; i < attempts; i++) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error("condition not reached");
+}
+
+describe("scale-out over Redis", () => {
+  it("serves a variant produced by instance A as a hit on B without touching the origin", async () => {
+    const [a, b] = await cluster(2);
+    const path = servedImage("shared.jpg");
+    const first = await get(a!, `${path}?w=200&f=webp`);
+    expect(first.status).toBe(200);
+    expect(first.cache).toBe("MISS");
+    const second = await get(b!, `${path}?w=200&f=webp`);
+    expect(second.cache).toBe("HIT");
+    expect(await imageFacts(second.body)).toMatchObject({ format: "webp", width: 200 });
+    expect(second.res.headers.get("etag")).toBe(first.res.headers.get("etag"));
+    expect(origin.count(`/${path}`)).toBe(1);
+    expect((await statsOf(b!)).tiers.redis).toMatchObject({ hits: 1 });
+    const third = await get(b!, `${path}?w=200&f=webp`); // promoted into B's memory
+    expect(third.cache).toBe("HIT");
+    expect((await statsOf(b!)).tiers.redis).toMatchObject({ hits: 1 });
+  });
+
+  it("answers 3 x 100 concurrent cold requests over three instances with one origin fetch and one transform", async () => {
+    const three = await cluster(3);
+    const path = servedImage("herd.jpg", 300);
+    const responses = await Promise.all(
+      Array.from({ length: 300 }, (_, i) => get(three[i % 3]!, `${path}?w=320&f=webp`)),
+    );
+    expect(responses.every((r) => r.status === 200)).toBe(true);
+    const facts = await Promise.all(responses.slice(0, 6).map((r) => imageFacts(r.body)));
+    expect(facts.every((f) => f.format === "webp" && f.width === 320)).toBe(true);
+    expect(origin.count(`/${path}`)).toBe(1);
+    const transforms = three.reduce((sum, app) => sum + app.transformer.stats().transforms, 0);
+    expect(transforms).toBe(1);
+    const collapsed = responses.filter((r) => r.res.headers.get("cache-status")?.includes("collapsed")).length;
+    expect(collapsed).toBeGreaterThanOrEqual(297);
+  });
+
+  it("lets the other instances do the work themselves when the variant is too large to share", async () => {
+    const three = await cluster(3, { redisMaxEntryBytes: 1024 });
+    const path = servedImage("big.jpg", 200);
+    const responses = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => get(three[i % 3]!, `${path}?w=400&f=jpeg`)),
+    );
+    expect(responses.every((r) => r.status === 200)).toBe(true);
+    const transforms = three.reduce((sum, app) => sum + app.transformer.stats().transforms, 0);
+    expect(transforms).toBe(3); // one per instance: nothing could be shared, nothing hung
+    const tooLarge = (await Promise.all(three.map(statsOf))).reduce(
+      (sum, s) => sum + Number(s.tiers.redis!.tooLarge),
+      0,
+    );
+    expect(tooLarge).toBeGreaterThan(0);
+  });
+
+  it("makes one client's requests over three instances draw from one shared limit", async () => {
+    const three = await cluster(3, { rateLimit: 0.01, rateBurst: 10 }); // one token per 100 s: no refill mid-test
+    const path = servedImage("limited.jpg");
+    const statuses: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      const res = await fetch(`${three[i % 3]!.url}/img/${path}`);
+      await res.arrayBuffer();
+      statuses.push(res.status);
+      if (i === 0) expect(res.headers.get("ratelimit")).toBe('"default";r=9;t=100');
+      if (res.status === 429) expect(Number(res.headers.get("retry-after"))).toBeGreaterThan(0);
+    }
+    expect(statuses.filter((s) => s === 200)).toHaveLength(10);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(20);
+    expect(statuses.slice(0, 10).every((s) => s === 200)).toBe(true);
+  });
+
+  it("purges on every instance: a purge on A empties B (memory, disk and Redis)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "imagika-purge-"));
+    dirs.push(dir);
+    const [a, b] = await cluster(2, { adminToken: "secret", diskCacheDir: dir });
+    const path = servedImage("purged.jpg");
+    await get(b!, `${path}?w=100`);
+    await get(b!, path);
+    expect((await get(b!, `${path}?w=100`)).cache).toBe("HIT");
+    const purge = await fetch(`${a!.url}/api/cache/${path}`, {
+      method: "DELETE",
+      headers: { authorization: "Bearer secret" },
+    });
+    expect(purge.status).toBe(200);
+    await eventually(() => Promise.resolve(b!.variants.stats().entries === 0));
+    expect(b!.originals.stats().entries).toBe(0);
+    expect((await statsOf(b!)).tiers.disk!.entries).toBe(0);
+    const before = origin.count(`/${path}`);
+    const after = await get(b!, `${path}?w=100`);
+    expect(after.cache).toBe("MISS");
+    expect(origin.count(`/${path}`)).toBe(before + 1);
+  });
+});
+
+describe("tiers when things break", () => {
+  let privateRedis: PrivateRedis;
+
+  beforeAll(async () => {
+    privateRedis = await startPrivateRedis();
+  });
+
+  afterAll(async () => {
+    await privateRedis.stop();
+  });
+
+  it("keeps serving while Redis is killed mid-run, and resumes the Redis tier when it returns", async () => {
+    const prefix = uniquePrefix();
+    const app = await startProxy({
+      origin: origin.url,
+      redisUrl: privateRedis.url,
+      redisKeyPrefix: prefix,
+      rateLimit: 1000,
+      rateBurst: 1000,
+    });
+    apps.push(app);
+    const path = servedImage("outage.jpg");
+    expect((await get(app, `${path}?w=50`)).status).toBe(200);
+    expect((await statsOf(app)).tiers.redis).toMatchObject({ writes: 2, isHealthy: true });
+
+    await privateRedis.stop();
+    for (let width = 60; width < 100; width++) {
+      const res = await get(app, `${path}?w=${width}`);
+      expect(res.status).toBe(200);
+      expect((await imageFacts(res.body)).width).toBe(width);
+    }
+    const down = await statsOf(app);
+    expect(down.tiers.redis!.isHealthy).toBe(false);
+    expect(down.tiers.redis!.failures).toBeGreaterThan(0);
+    expect(down.tiers.redis!.rateLimitFallbackDecisions).toBeGreaterThan(0);
+    const metrics = await (await fetch(`${app.url}/metrics`)).text();
+    expect(metrics).toMatch(/imagika_tier_failures_total\{tier="redis"\} [1-9]/);
+
+    await privateRedis.start();
+    let width = 100;
+    await eventually(async () => {
+      expect((await get(app, `${path}?w=${width++}`)).status).toBe(200);
+      return (await statsOf(app)).tiers.redis!.isHealthy === true;
+    }, 600);
+    const client = await connectRedis(privateRedis.url); // restarted empty: any entry was written after the outage
+    let stored = 0;
+    for await (const keys of client.scanIterator({ MATCH: `${prefix}c:v:*`, COUNT: 100 })) stored += keys.length;
+    expect(stored).toBeGreaterThan(0);
+    await client.close();
+  });
+
+  it("detects a corrupted disk entry, never serves it, and fetches the original again", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "imagika-corrupt-"));
+    dirs.push(dir);
+    const app = await startProxy({ origin: origin.url, diskCacheDir: dir, cacheMaxBytes: 0 }); // no memory tier
+    apps.push(app);
+    const path = servedImage("corrupt.jpg");
+    expect((await get(app, `${path}?w=120&f=png`)).cache).toBe("MISS");
+    expect((await get(app, `${path}?w=120&f=png`)).cache).toBe("HIT"); // from disk
+    expect(origin.count(`/${path}`)).toBe(1);
+    for (const shard of await readdir(dir)) {
+      if (shard === "tmp") continue;
+      for (const name of await readdir(join(dir, shard))) {
+        const file = join(dir, shard, name);
+        const bytes = await readFile(file);
+        bytes.fill(0x41, bytes.length - 64); // the tail of the body overwritten: length holds, checksum does not
+        await writeFile(file, bytes);
+      }
+    }
+    const again = await get(app, `${path}?w=120&f=png`);
+    expect(again.status).toBe(200);
+    expect(again.cache).toBe("MISS");
+    expect(await imageFacts(again.body)).toMatchObject({ format: "png", width: 120 });
+    expect(origin.count(`/${path}`)).toBe(2);
+    expect((await statsOf(app)).tiers.disk!.corrupt).toBeGreaterThanOrEqual(1);
+  });
+});
