@@ -1,0 +1,76 @@
+import { openSync, readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { isRunning, spawnTracked, stopChild } from "./children.ts";
+import { waitForHttp } from "./http-ready.ts";
+
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+
+export interface ImagikaOptions {
+  readonly originUrl: string;
+  readonly port: number;
+  /** Where the proxy's stdout (its JSON log lines) goes: a file path, or "/dev/null". */
+  readonly logPath: string;
+  /** Where its stderr goes (kept to explain a failed start). */
+  readonly stderrPath: string;
+  /** `taskset -c` CPU list, or undefined for no pinning. */
+  readonly cpus: string | undefined;
+}
+
+export interface RunningImagika {
+  readonly url: string;
+  readonly pid: number;
+  /** The exact command line, for the report. */
+  readonly command: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * The proxy as its own process (`node --import tsx src/main.ts proxy`), so its CPU and RSS are its own. Rate limiting
+ * stays on, with a limit far above the offered load, and logging stays at info: the measured path is the real one.
+ */
+export async function startImagika(options: ImagikaOptions): Promise<RunningImagika> {
+  const nodeArgs = [
+    "--import",
+    "tsx",
+    "src/main.ts",
+    "proxy",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    String(options.port),
+    "--origin",
+    options.originUrl,
+    "--rate-limit",
+    "1000000",
+    "--rate-burst",
+    "1000000",
+    "--log-level",
+    "info",
+  ];
+  const [command, args] =
+    options.cpus === undefined
+      ? [process.execPath, nodeArgs]
+      : ["taskset", ["-c", options.cpus, process.execPath, ...nodeArgs]];
+  const child = spawnTracked(command, args, {
+    cwd: REPO_ROOT,
+    stdio: ["ignore", openSync(options.logPath, "a"), openSync(options.stderrPath, "a")],
+  });
+  const url = `http://127.0.0.1:${options.port}`;
+  try {
+    await waitForHttp(`${url}/healthz`, child, 60_000);
+  } catch (error) {
+    await stopChild(child);
+    const stderr = readFileSync(options.stderrPath, "utf8").slice(-4000);
+    throw new Error(`imagika did not start: ${String(error)}\n${stderr}`, { cause: error });
+  }
+  return {
+    url,
+    pid: child.pid ?? 0,
+    command: [command, ...args].join(" "),
+    stop: async () => {
+      // SIGTERM: graceful close (idle keep-alive sockets are closed at once), SIGKILL after 15 s.
+      if (isRunning(child)) await stopChild(child, 15_000);
+    },
+  };
+}

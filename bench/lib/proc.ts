@@ -1,0 +1,85 @@
+import { execFileSync } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
+
+/** Kernel clock ticks per second, the unit of utime/stime in /proc/<pid>/stat (100 on every Linux we run). */
+export const CLOCK_TICKS_PER_SECOND = readClockTicks();
+
+function readClockTicks(): number {
+  try {
+    const ticks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
+    return Number.isInteger(ticks) && ticks > 0 ? ticks : 100;
+  } catch {
+    return 100;
+  }
+}
+
+/** Fields of /proc/<pid>/stat after the `(comm)` field, which may itself contain spaces and parentheses. */
+function statFields(pid: number): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+}
+
+/**
+ * CPU seconds (user + system, every thread) a process has used so far. Resolution is one clock tick (10 ms), so a
+ * delta over a run of 100k+ requests is accurate to well under 1%.
+ */
+export function readCpuSeconds(pid: number): number {
+  const fields = statFields(pid);
+  // After "(comm) ": state is field 3 of proc(5), so utime (field 14) is index 11 and stime (field 15) index 12.
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+}
+
+function readStatusKiB(pid: number, key: "VmHWM" | "VmRSS"): number {
+  const match = new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return match?.[1] === undefined ? 0 : Number(match[1]);
+}
+
+/** Peak resident set size (VmHWM) since the process started, in bytes. */
+export function readPeakRssBytes(pid: number): number {
+  return readStatusKiB(pid, "VmHWM") * 1024;
+}
+
+/** Direct children of `pid`, found by scanning /proc for a matching parent pid. */
+export function findChildPids(pid: number): number[] {
+  const children: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (Number(statFields(Number(entry))[1]) === pid) children.push(Number(entry));
+    } catch {
+      // the process exited while we looked
+    }
+  }
+  return children;
+}
+
+/** The process's command line as `ps` shows it (nginx renames its processes: "nginx: worker process"). */
+export function readCommandLine(pid: number): string {
+  return readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ").trim();
+}
+
+export function sumCpuSeconds(pids: readonly number[]): number {
+  return pids.reduce((sum, pid) => sum + readCpuSeconds(pid), 0);
+}
+
+/**
+ * Waits until the processes together use less than `maxCoreShare` of one core over a `sampleMs` window (twice in a
+ * row), so one run's tail (closing sockets, GC, log flushing) is not billed to the next. Returns the ms waited.
+ */
+export async function waitForIdle(
+  pids: readonly number[],
+  { maxCoreShare = 0.05, sampleMs = 500, timeoutMs = 15_000 } = {},
+): Promise<number> {
+  const started = performance.now();
+  let quietSamples = 0;
+  let before = sumCpuSeconds(pids);
+  while (performance.now() - started < timeoutMs) {
+    await sleep(sampleMs);
+    const now = sumCpuSeconds(pids);
+    quietSamples = (now - before) / (sampleMs / 1000) < maxCoreShare ? quietSamples + 1 : 0;
+    before = now;
+    if (quietSamples >= 2) break;
+  }
+  return Math.round(performance.now() - started);
+}
