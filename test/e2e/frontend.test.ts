@@ -139,6 +139,13 @@ describe("web app end to end (Chromium)", () => {
     expect(await page.getByTestId("saving").textContent()).toMatch(/% smaller$/);
     expect(await page.getByTestId("cache-status").textContent()).toMatch(/Hit|Miss/);
     expect(await page.getByTestId("viewer-url").textContent()).toMatch(/^\/img\/.+\?w=\d+&f=auto/);
+    // The Server-Timing breakdown (read through the Resource Timing API, header as fallback) lists the total.
+    expect(await page.getByRole("list", { name: "Server-Timing breakdown" }).textContent()).toMatch(/total/);
+    const resourceTiming = await inPage<number>(
+      page,
+      `performance.getEntriesByType("resource").filter((e) => e.name.includes("/img/") && e.serverTiming.some((t) => t.name === "total")).length`,
+    );
+    expect(resourceTiming).toBeGreaterThan(0); // Timing-Allow-Origin lets the browser expose the proxy's timings
     await page.screenshot({ path: join(ARTIFACTS, "viewer.png") });
 
     await page.keyboard.press("Escape");

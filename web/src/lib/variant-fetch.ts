@@ -58,7 +58,23 @@ export async function fetchVariant(
     contentType: response.headers.get("Content-Type") ?? (blob.type || null),
     cacheStatus: response.headers.get("Cache-Status"),
     xCache: response.headers.get("X-Cache"),
-    serverTiming: response.headers.get("Server-Timing"),
+    // The Resource Timing API is the browser's own record (it needs Timing-Allow-Origin, which the proxy sends);
+    // the header is the fallback when the entry is not there yet or the buffer is full.
+    serverTiming: serverTimingFromResourceTiming(url) ?? response.headers.get("Server-Timing"),
     durationMs: performance.now() - started,
   };
+}
+
+/** Server-Timing of the latest Resource Timing entry for `url`, in header syntax; null when there is none. */
+export function serverTimingFromResourceTiming(url: string): string | null {
+  if (typeof performance.getEntriesByName !== "function") return null;
+  const absolute = new URL(url, globalThis.location?.href ?? "http://localhost/").href;
+  const entries = performance.getEntriesByName(absolute, "resource") as PerformanceResourceTiming[];
+  const timings = entries.at(-1)?.serverTiming ?? [];
+  if (timings.length === 0) return null;
+  return timings
+    .map(
+      (t) => `${t.name}${t.duration > 0 ? `;dur=${t.duration}` : ""}${t.description ? `;desc="${t.description}"` : ""}`,
+    )
+    .join(", ");
 }
