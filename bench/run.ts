@@ -20,11 +20,19 @@ import { startImagika } from "./lib/imagika.ts";
 import type { RunningImagika } from "./lib/imagika.ts";
 import { startNginx } from "./lib/nginx.ts";
 import type { RunningNginx } from "./lib/nginx.ts";
-import { readPeakRssBytes, sumCpuSeconds, waitForIdle } from "./lib/proc.ts";
-import { compare, formatConsoleTables, formatMarkdownTables, summarize } from "./lib/report.ts";
+import { busyShare, readCoreTimes, readPeakRssBytes, sumCpuSeconds, waitForIdle } from "./lib/proc.ts";
+import {
+  compare,
+  formatConsoleTables,
+  formatMarkdownTables,
+  isContended,
+  otherWorkShare,
+  summarize,
+} from "./lib/report.ts";
 import type { Comparison, Measurement, SystemName, Target } from "./lib/report.ts";
 import { canPin, describeEnvironment, ensureTools, findFreePort, gitRevision } from "./lib/system.ts";
 import type { Environment } from "./lib/system.ts";
+import type { Placement } from "./lib/placement.ts";
 import { runWrk } from "./lib/wrk.ts";
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
@@ -49,6 +57,8 @@ interface Settings {
   readonly threads: number;
   readonly connections: number;
   readonly isPinned: boolean;
+  /** nice value for the servers and wrk: 0, or -10 with --nice. */
+  readonly niceness: number;
 }
 
 const HELP = `Usage: npm run bench -- [options]
@@ -60,6 +70,7 @@ Imagika vs nginx proxy_cache on loopback (wrk, interleaved rounds, medians, CPU 
   --connections <n>  wrk connections (default 64)
   --threads <n>      wrk threads (default 2)
   --rounds <n>       measured runs per system and file (default 3; quick 2; at least 2)
+  --nice             run the servers and wrk at nice -10 (root), ahead of other work on a shared machine
   -h, --help         this text`;
 
 function positiveInt(name: string, value: string | undefined, fallback: number, min = 1): number {
@@ -78,6 +89,7 @@ function parseSettings(argv: readonly string[]): Settings | undefined {
       connections: { type: "string" },
       threads: { type: "string" },
       rounds: { type: "string" },
+      nice: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
@@ -95,6 +107,7 @@ function parseSettings(argv: readonly string[]): Settings | undefined {
     threads,
     connections,
     isPinned: canPin(),
+    niceness: values.nice ? -10 : 0,
   };
 }
 
@@ -136,9 +149,10 @@ async function main(): Promise<void> {
   const settings = parseSettings(process.argv.slice(2));
   if (!settings) return void console.log(HELP);
   ensureTools();
+  if (settings.niceness < 0 && process.getuid?.() !== 0) throw new Error("--nice needs root (a negative nice value)");
   if (settings.isPinned) spawnSync("taskset", ["-a", "-p", "-c", LOAD_CPUS, String(process.pid)], { stdio: "ignore" });
   const environment = describeEnvironment();
-  const pinning = describePinning(settings);
+  const pinning = `${describePinning(settings)}${settings.niceness === 0 ? "" : `; servers and wrk at nice ${settings.niceness}`}`;
   const revision = gitRevision();
   const dirtySources = spawnSync("git", ["status", "--porcelain", "--", "src", "origin-server"], {
     cwd: REPO_ROOT,
@@ -178,19 +192,23 @@ async function main(): Promise<void> {
       latencyMs: 0,
       bandwidthBytesPerSecond: 0,
     });
-    const serverCpus = settings.isPinned ? SERVER_CPUS : undefined;
+    const serverPlacement: Placement = {
+      cpus: settings.isPinned ? SERVER_CPUS : undefined,
+      niceness: settings.niceness,
+    };
+    const loadPlacement: Placement = { cpus: settings.isPinned ? LOAD_CPUS : undefined, niceness: settings.niceness };
     imagika = await startImagika({
       originUrl: origin.url,
       port: await findFreePort(),
       logPath: proxyLogPath,
       stderrPath: join(tempDir, "imagika.stderr.log"),
-      cpus: serverCpus,
+      placement: serverPlacement,
     });
     nginx = await startNginx({
       originUrl: origin.url,
       port: await findFreePort(),
       dir: join(tempDir, "nginx"),
-      cpus: serverCpus,
+      placement: serverPlacement,
     });
     console.log(
       `  origin ${origin.url} | imagika ${imagika.url} (pid ${imagika.pid}) | nginx ${nginx.url} (worker pid ${nginx.workerPid})`,
@@ -216,14 +234,16 @@ async function main(): Promise<void> {
       const idleMs = await waitForIdle(server.cpuPids);
       process.stdout.write(`${label} ${durationSeconds} s ...`);
       const cpuBefore = sumCpuSeconds(server.cpuPids);
+      const coreBefore = settings.isPinned ? readCoreTimes(Number(SERVER_CPUS)) : undefined;
       const wrk = await runWrk({
         url: `${server.url}/img/${fixture.fileName}`,
         threads: settings.threads,
         connections: settings.connections,
         durationSeconds,
-        cpus: settings.isPinned ? LOAD_CPUS : undefined,
+        placement: loadPlacement,
       });
       const serverCpuSeconds = sumCpuSeconds(server.cpuPids) - cpuBefore;
+      const serverCoreBusyShare = coreBefore && busyShare(coreBefore, readCoreTimes(Number(SERVER_CPUS)));
       const m: Measurement = {
         system: server.name,
         fixture: fixture.id,
@@ -237,12 +257,13 @@ async function main(): Promise<void> {
         serverCpuSeconds,
         cpuMicrosPerRequest: wrk.requests > 0 ? (serverCpuSeconds * 1e6) / wrk.requests : Number.NaN,
         serverCoreShare: serverCpuSeconds / wrk.durationSeconds,
+        serverCoreBusyShare,
         peakRssBytes: readPeakRssBytes(server.rssPid),
         loadGeneratorCoreShare: wrk.loadGeneratorCoreShare,
       };
       wrkOutputs.push(`# ${label.trim()}\n${wrk.output}`);
       console.log(
-        ` ${Math.round(m.requestsPerSecond).toLocaleString("en-US").padStart(7)} req/s  ${m.megabytesPerSecond.toFixed(0).padStart(5)} MB/s  p50 ${m.p50Ms.toFixed(2)} ms  p99 ${m.p99Ms.toFixed(2)} ms  ${m.cpuMicrosPerRequest.toFixed(1)} µs/req  server ${pct(m.serverCoreShare)} of a core  wrk ${pct(m.loadGeneratorCoreShare)}  ${m.errors} errors${idleMs > 1500 ? `  (waited ${(idleMs / 1000).toFixed(1)} s for idle)` : ""}`,
+        ` ${Math.round(m.requestsPerSecond).toLocaleString("en-US").padStart(7)} req/s  ${m.megabytesPerSecond.toFixed(0).padStart(5)} MB/s  p50 ${m.p50Ms.toFixed(2)} ms  p99 ${m.p99Ms.toFixed(2)} ms  ${m.cpuMicrosPerRequest.toFixed(1)} µs/req  server ${pct(m.serverCoreShare)} of a core${m.serverCoreBusyShare === undefined ? "" : ` (core ${SERVER_CPUS} ${pct(m.serverCoreBusyShare)} busy)`}  wrk ${pct(m.loadGeneratorCoreShare)}  ${m.errors} errors${idleMs > 1500 ? `  (waited ${(idleMs / 1000).toFixed(1)} s for idle)` : ""}${isContended(m) ? `  CONTENDED: other work took ${pct(otherWorkShare(m))} of core ${SERVER_CPUS}` : ""}${settings.isPinned && m.loadGeneratorCoreShare > 0.9 ? "  WRK-BOUND: wrk's core was the limit" : ""}`,
       );
       return m;
     };

@@ -3,6 +3,8 @@ import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isRunning, spawnTracked, stopChild } from "./children.ts";
 import { waitForHttp } from "./http-ready.ts";
+import { placeCommand } from "./placement.ts";
+import type { Placement } from "./placement.ts";
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -13,8 +15,7 @@ export interface ImagikaOptions {
   readonly logPath: string;
   /** Where its stderr goes (kept to explain a failed start). */
   readonly stderrPath: string;
-  /** `taskset -c` CPU list, or undefined for no pinning. */
-  readonly cpus: string | undefined;
+  readonly placement: Placement;
 }
 
 export interface RunningImagika {
@@ -48,10 +49,7 @@ export async function startImagika(options: ImagikaOptions): Promise<RunningImag
     "--log-level",
     "info",
   ];
-  const [command, args] =
-    options.cpus === undefined
-      ? [process.execPath, nodeArgs]
-      : ["taskset", ["-c", options.cpus, process.execPath, ...nodeArgs]];
+  const [command, args] = placeCommand(process.execPath, nodeArgs, options.placement);
   const child = spawnTracked(command, args, {
     cwd: REPO_ROOT,
     stdio: ["ignore", openSync(options.logPath, "a"), openSync(options.stderrPath, "a")],

@@ -4,6 +4,8 @@ import { join } from "node:path";
 import type { ChildProcess } from "node:child_process";
 import { isRunning, spawnTracked, stopChild, trackPid } from "./children.ts";
 import { waitForHttp } from "./http-ready.ts";
+import { placeCommand } from "./placement.ts";
+import type { Placement } from "./placement.ts";
 import { findChildPids, readCommandLine } from "./proc.ts";
 
 export interface NginxOptions {
@@ -12,8 +14,7 @@ export interface NginxOptions {
   readonly port: number;
   /** Private directory for the config, pid file, error log, temp paths and the cache. */
   readonly dir: string;
-  /** `taskset -c` CPU list, or undefined for no pinning. */
-  readonly cpus: string | undefined;
+  readonly placement: Placement;
 }
 
 export interface RunningNginx {
@@ -21,7 +22,7 @@ export interface RunningNginx {
   readonly masterPid: number;
   /** The one worker, which serves every request. */
   readonly workerPid: number;
-  /** Master, worker, cache manager and cache loader: every process whose CPU counts. */
+  /** Master, worker and cache manager: every long-lived process, whose CPU counts. */
   readonly allPids: readonly number[];
   readonly configPath: string;
   stop(): Promise<void>;
@@ -92,8 +93,7 @@ export async function startNginx(options: NginxOptions): Promise<RunningNginx> {
   await writeFile(configPath, buildNginxConfig(options));
   // -e: the startup error log, before the config's error_log applies (else nginx opens /var/log/nginx/error.log).
   const nginxArgs = ["-p", options.dir, "-e", join(options.dir, "error.log"), "-c", configPath, "-g", "daemon off;"];
-  const [command, args] =
-    options.cpus === undefined ? ["nginx", nginxArgs] : ["taskset", ["-c", options.cpus, "nginx", ...nginxArgs]];
+  const [command, args] = placeCommand("nginx", nginxArgs, options.placement);
   const stderr = openSync(join(options.dir, "stderr.log"), "a");
   const child: ChildProcess = spawnTracked(command, args, { stdio: ["ignore", "ignore", stderr] });
   const url = `http://127.0.0.1:${options.port}`;
@@ -105,9 +105,10 @@ export async function startNginx(options: NginxOptions): Promise<RunningNginx> {
     throw new Error(`nginx did not start: ${String(error)}\n${log}`, { cause: error });
   }
   const masterPid = child.pid ?? 0;
-  // proxy_cache_path adds a cache manager and a (short-lived) cache loader beside the worker.
+  // proxy_cache_path adds a cache manager and a cache loader beside the worker; the loader exits after ~1 min.
   const children = findChildPids(masterPid);
   for (const pid of children) trackPid(pid);
+  const longLived = children.filter((pid) => !readCommandLine(pid).includes("cache loader"));
   const workers = children.filter((pid) => readCommandLine(pid).includes("worker process"));
   if (workers.length !== 1 || workers[0] === undefined) {
     await stopChild(child);
@@ -118,7 +119,7 @@ export async function startNginx(options: NginxOptions): Promise<RunningNginx> {
     url,
     masterPid,
     workerPid,
-    allPids: [masterPid, ...children],
+    allPids: [masterPid, ...longLived],
     configPath,
     stop: async () => {
       if (isRunning(child)) await stopChild(child, 5000); // SIGTERM: fast shutdown, the master stops its worker

@@ -59,8 +59,17 @@ export function readCommandLine(pid: number): string {
   return readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ").trim();
 }
 
+/** CPU seconds of several processes together; one that has exited counts 0 (callers pass long-lived ones). */
 export function sumCpuSeconds(pids: readonly number[]): number {
-  return pids.reduce((sum, pid) => sum + readCpuSeconds(pid), 0);
+  let sum = 0;
+  for (const pid of pids) {
+    try {
+      sum += readCpuSeconds(pid);
+    } catch {
+      // exited
+    }
+  }
+  return sum;
 }
 
 /**
@@ -82,4 +91,31 @@ export async function waitForIdle(
     if (quietSamples >= 2) break;
   }
   return Math.round(performance.now() - started);
+}
+
+export interface CoreTimes {
+  /** Clock ticks the core spent on anything but idle and iowait (user, nice, system, irq, softirq, steal). */
+  readonly busyTicks: number;
+  readonly totalTicks: number;
+}
+
+/** One core's counters from /proc/stat, to see how busy the server's core was, with whatever else ran there. */
+export function readCoreTimes(core: number): CoreTimes {
+  const line = readFileSync("/proc/stat", "utf8")
+    .split("\n")
+    .find((l) => l.startsWith(`cpu${core} `));
+  if (line === undefined) throw new Error(`/proc/stat has no cpu${core} line`);
+  const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = line
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .map(Number);
+  const busyTicks = user + nice + system + irq + softirq + steal;
+  return { busyTicks, totalTicks: busyTicks + idle + iowait };
+}
+
+/** Busy share (0-1) of a core between two readings. */
+export function busyShare(before: CoreTimes, after: CoreTimes): number {
+  const total = after.totalTicks - before.totalTicks;
+  return total > 0 ? (after.busyTicks - before.busyTicks) / total : 0;
 }

@@ -17,9 +17,26 @@ export interface Measurement {
   readonly cpuMicrosPerRequest: number;
   /** Share of one core the server used during the run (1 = the pinned core was saturated). */
   readonly serverCoreShare: number;
+  /**
+   * How busy the server's core was overall (0-1, pinned runs only): above serverCoreShare means something else ran
+   * there too (other processes on a shared machine, or loopback softirq work billed to no process).
+   */
+  readonly serverCoreBusyShare: number | undefined;
   /** Peak RSS (VmHWM) of the serving process after the run, bytes. */
   readonly peakRssBytes: number;
   readonly loadGeneratorCoreShare: number;
+}
+
+/** A run where other work took more than this share of the server's core is flagged as contended. */
+export const CONTENDED_SHARE = 0.15;
+
+/** Share of the server's core used by anything but the server during a run (0 when unknown). */
+export function otherWorkShare(m: Measurement): number {
+  return m.serverCoreBusyShare === undefined ? 0 : Math.max(0, m.serverCoreBusyShare - m.serverCoreShare);
+}
+
+export function isContended(m: Measurement): boolean {
+  return otherWorkShare(m) > CONTENDED_SHARE;
 }
 
 export interface Summary {
@@ -34,8 +51,11 @@ export interface Summary {
   readonly errors: number;
   readonly cpuMicrosPerRequest: number;
   readonly serverCoreShare: number;
+  readonly serverCoreBusyShare: number | undefined;
   readonly peakRssBytes: number;
   readonly loadGeneratorCoreShare: number;
+  /** Runs where other work took more than CONTENDED_SHARE of the server's core. */
+  readonly contendedRuns: number;
   /** (max - min) / median of requests/s across rounds: how much this run moved. */
   readonly requestsPerSecondSpread: number;
 }
@@ -85,8 +105,12 @@ export function summarize(runs: readonly Measurement[]): Summary {
     errors: runs.reduce((sum, r) => sum + r.errors, 0),
     cpuMicrosPerRequest: median(runs.map((r) => r.cpuMicrosPerRequest)),
     serverCoreShare: median(runs.map((r) => r.serverCoreShare)),
+    serverCoreBusyShare: runs.every((r) => r.serverCoreBusyShare !== undefined)
+      ? median(runs.map((r) => r.serverCoreBusyShare ?? 0))
+      : undefined,
     peakRssBytes: Math.max(...runs.map((r) => r.peakRssBytes)),
     loadGeneratorCoreShare: median(runs.map((r) => r.loadGeneratorCoreShare)),
+    contendedRuns: runs.filter(isContended).length,
     requestsPerSecondSpread: medianRps > 0 ? (Math.max(...rps) - Math.min(...rps)) / medianRps : 0,
   };
 }
@@ -128,6 +152,9 @@ function systemRows(comparisons: readonly Comparison[]): string[][] {
         integer(s.errors),
         fixed(s.cpuMicrosPerRequest, 1),
         fixed(s.serverCoreShare, 2),
+        s.serverCoreBusyShare === undefined ? "-" : fixed(s.serverCoreBusyShare, 2),
+        `${s.contendedRuns}/${s.runs}`,
+        fixed(s.loadGeneratorCoreShare, 2),
         mebibytes(s.peakRssBytes),
       ]);
     }
@@ -146,6 +173,9 @@ const SYSTEM_HEADER = [
   "errors",
   "CPU µs/req",
   "server cores",
+  "core busy",
+  "contended",
+  "wrk cores",
   "peak RSS MiB",
 ];
 

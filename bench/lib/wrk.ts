@@ -1,5 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { spawnTracked } from "./children.ts";
+import { placeCommand } from "./placement.ts";
+import type { Placement } from "./placement.ts";
 import { readCpuSeconds } from "./proc.ts";
 
 export interface WrkOptions {
@@ -7,8 +9,7 @@ export interface WrkOptions {
   readonly threads: number;
   readonly connections: number;
   readonly durationSeconds: number;
-  /** `taskset -c` CPU list for wrk, or undefined to leave it unpinned. */
-  readonly cpus: string | undefined;
+  readonly placement: Placement;
 }
 
 export interface WrkResult {
@@ -93,8 +94,7 @@ export async function runWrk(options: WrkOptions): Promise<WrkRun> {
     "--latency",
     options.url,
   ];
-  const [command, args] =
-    options.cpus === undefined ? ["wrk", wrkArgs] : ["taskset", ["-c", options.cpus, "wrk", ...wrkArgs]];
+  const [command, args] = placeCommand("wrk", wrkArgs, options.placement);
   const child = spawnTracked(command, args, { stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   let errorOutput = "";
@@ -106,7 +106,7 @@ export async function runWrk(options: WrkOptions): Promise<WrkRun> {
   });
   const killTimer = setTimeout(() => child.kill("SIGKILL"), (options.durationSeconds + 20) * 1000);
 
-  // wrk's own CPU, sampled until it exits (taskset execs wrk, so the pid is wrk's): tells whether wrk was the limit.
+  // wrk's own CPU, sampled until it exits (nice and taskset exec wrk, so the pid is wrk's): tells whether wrk was the limit.
   const started = performance.now();
   let wrkCpuSeconds = 0;
   let sampledAtMs = started;
