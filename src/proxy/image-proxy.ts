@@ -73,6 +73,8 @@ export interface ImageProxyDeps {
   readonly announcePurge?: ((path: string | null) => Promise<void>) | undefined;
 }
 
+const NO_TIMINGS: Timings = Object.freeze({});
+
 /** Strong ETag from the bytes: equal bytes, equal tag, on every instance. */
 export function etagOf(body: Buffer): string {
   return `"${createHash("sha256").update(body).digest("base64url").slice(0, 27)}"`;
@@ -99,6 +101,32 @@ export class ImageProxy {
         ...(deps.now ? { perf: { now: deps.now } } : {}),
       });
     }
+  }
+
+  /**
+   * The memory tier alone, synchronously: the hot path (a hit) allocates no promise and awaits nothing. Undefined on
+   * a memory miss; then call get().
+   */
+  lookup(request: ImageRequest): ProxyResult | undefined {
+    if (request.options === null) {
+      const cached = this.#deps.originals.get(originalKey(request.path));
+      if (!cached) return undefined;
+      this.#deps.stats.hits++;
+      return { variant: cached, cacheStatus: "hit", collapsed: false, varyAccept: false, timings: NO_TIMINGS };
+    }
+    const format = negotiateFormat(request.options, request.accept);
+    const cached = this.#deps.variants.get(
+      variantCacheKey(request.path, variantKey(request.options, format, this.#deps.limits)),
+    );
+    if (!cached) return undefined;
+    this.#deps.stats.hits++;
+    return {
+      variant: cached,
+      cacheStatus: "hit",
+      collapsed: false,
+      varyAccept: request.options.format === "auto",
+      timings: NO_TIMINGS,
+    };
   }
 
   async get(request: ImageRequest): Promise<ProxyResult> {

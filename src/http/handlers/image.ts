@@ -53,7 +53,7 @@ function remoteSource(params: URLSearchParams): string {
 export type CacheOutcome = "hit" | "miss" | "collapsed";
 
 /** Parses `/img/<path>?<options>`, asks the proxy, and answers with the variant (200, 206, 304 or HEAD). */
-export async function handleImage(
+export function handleImage(
   req: IncomingMessage,
   res: ServerResponse,
   url: string,
@@ -63,7 +63,7 @@ export async function handleImage(
   options: ImageHandlerOptions,
   started: number,
   extraHeaders: readonly string[],
-): Promise<CacheOutcome> {
+): CacheOutcome | Promise<CacheOutcome> {
   const queryAt = url.indexOf("?");
   const query = queryAt < 0 ? "" : url.slice(queryAt + 1);
   const params = new URLSearchParams(query);
@@ -79,21 +79,31 @@ export async function handleImage(
   if (isSigned) verifySignature(isRemote ? "" : path, params, options.signingKeys, Date.now() / 1000);
   const ignored = isRemote ? (isSigned ? SIGNED_REMOTE_KEYS : REMOTE_KEYS) : isSigned ? SIGNATURE_KEYS : undefined;
   const transform = query === "" ? null : parseTransformOptions(params, options, ignored);
-  const result = await proxy.get({ path, options: transform, accept: req.headers.accept });
-  sendVariant(req, res, result, stats, options, started, extraHeaders);
-  if (result.cacheStatus === "miss" && !result.collapsed) {
-    const { originMs, queueMs, transformMs } = result.timings;
-    if (originMs !== undefined) metrics.observeStage("origin", originMs);
-    if (queueMs !== undefined) metrics.observeStage("queue", queueMs);
-    if (transformMs !== undefined) metrics.observeStage("transform", transformMs);
+  const request = { path, options: transform, accept: req.headers.accept };
+  const hit = proxy.lookup(request);
+  if (hit) {
+    sendVariant(req, res, hit, stats, options, started, extraHeaders);
+    return "hit";
   }
-  return result.cacheStatus === "hit" ? "hit" : result.collapsed ? "collapsed" : "miss";
+  return proxy.get(request).then((result) => {
+    sendVariant(req, res, result, stats, options, started, extraHeaders);
+    if (result.cacheStatus === "miss" && !result.collapsed) {
+      const { originMs, queueMs, transformMs } = result.timings;
+      if (originMs !== undefined) metrics.observeStage("origin", originMs);
+      if (queueMs !== undefined) metrics.observeStage("queue", queueMs);
+      if (transformMs !== undefined) metrics.observeStage("transform", transformMs);
+    }
+    return result.cacheStatus === "hit" ? "hit" : result.collapsed ? "collapsed" : "miss";
+  });
 }
 
 function serverTiming(result: ProxyResult, started: number): string {
+  if (result.cacheStatus === "hit") {
+    // Hits (memory or a lower tier) have no stages: one template, no array.
+    return `cache;desc="hit", total;dur=${(performance.now() - started).toFixed(2)}`;
+  }
   const parts: string[] = [];
   const { originMs, queueMs, transformMs } = result.timings;
-  if (result.cacheStatus === "hit") parts.push('cache;desc="hit"');
   if (result.collapsed) {
     // This request waited on another's fetch/transform: those stage times are not this response's (they can even
     // exceed its total), so only the wait is reported.
