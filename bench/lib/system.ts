@@ -53,7 +53,7 @@ export function describeEnvironment(): Environment {
     cpuModel: /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? "unknown",
     cores: cpus().length, // not availableParallelism(): the runner pins itself to one core
     kernel: release(),
-    nginx: firstLine("nginx", ["-v"]).replace(/^nginx version: /, ""),
+    nginx: firstLine("nginx", ["-v"]).replace(/^nginx version: nginx\//, ""),
     wrk: firstLine("wrk", ["-v"]).replace(/ Copyright.*$/, ""),
     loadAverage1m: loadavg()[0] ?? 0,
   };
