@@ -263,6 +263,7 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     await closed;
     clearTimeout(timer);
     clearInterval(idleSweep);
+    requestLog.flush();
   }
 
   return { server, close, isShuttingDown: () => shuttingDown };

@@ -6,7 +6,10 @@ describe("createRequestLog", () => {
   it("writes the same JSON line pino would, one per request, escaping the path", () => {
     const lines: string[] = [];
     const logger = pino({ level: "info", base: { pid: process.pid } }, { write: (line: string) => lines.push(line) });
-    createRequestLog(logger)("id-1", "GET", '/img/a"b\n.jpg', 200, "hit", 0.1234);
+    const requestLog = createRequestLog(logger);
+    requestLog("id-1", "GET", '/img/a"b\n.jpg', 200, "hit", 0.1234);
+    expect(lines).toHaveLength(0); // batched
+    requestLog.flush();
     logger.info(
       { reqId: "id-1", method: "GET", path: '/img/a"b\n.jpg', status: 200, cache: "hit", ms: 0.12 },
       "request",
@@ -21,5 +24,22 @@ describe("createRequestLog", () => {
     const logger = pino({ level: "warn" }, { write: (line: string) => lines.push(line) });
     createRequestLog(logger)("id", "GET", "/healthz", 200, undefined, 1);
     expect(lines).toHaveLength(0);
+  });
+});
+
+describe("request log batching", () => {
+  it("hands lines over in batches of 64 and on flush, one JSON object per line", () => {
+    const writes: string[] = [];
+    const logger = pino({ level: "info" }, { write: (chunk: string) => writes.push(chunk) });
+    const requestLog = createRequestLog(logger);
+    for (let i = 0; i < 70; i++) requestLog(`id-${i}`, "GET", `/img/${i}.jpg`, 200, "hit", 1);
+    expect(writes).toHaveLength(1);
+    requestLog.flush();
+    expect(writes).toHaveLength(2);
+    const lines = writes.join("").trim().split("\n");
+    expect(lines).toHaveLength(70);
+    expect(lines.map((line) => (JSON.parse(line) as { reqId: string }).reqId)).toEqual(
+      Array.from({ length: 70 }, (_, i) => `id-${i}`),
+    );
   });
 });
