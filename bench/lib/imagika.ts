@@ -5,6 +5,7 @@ import { isRunning, spawnTracked, stopChild } from "./children.ts";
 import { waitForHttp } from "./http-ready.ts";
 import { placeCommand } from "./placement.ts";
 import type { Placement } from "./placement.ts";
+import { findChildPids } from "./proc.ts";
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -16,6 +17,10 @@ export interface ImagikaOptions {
   /** Where its stderr goes (kept to explain a failed start). */
   readonly stderrPath: string;
   readonly placement: Placement;
+  /** More proxy flags, e.g. ["--workers", "2"] or ["--cache-max-bytes", "20MB"]. */
+  readonly extraArgs?: readonly string[];
+  /** Log level (default info: the production path). */
+  readonly logLevel?: string;
 }
 
 export interface RunningImagika {
@@ -23,6 +28,8 @@ export interface RunningImagika {
   readonly pid: number;
   /** The exact command line, for the report. */
   readonly command: string;
+  /** The process and, with --workers, its cluster workers: every pid whose CPU counts. */
+  pids(): number[];
   stop(): Promise<void>;
 }
 
@@ -47,7 +54,8 @@ export async function startImagika(options: ImagikaOptions): Promise<RunningImag
     "--rate-burst",
     "1000000",
     "--log-level",
-    "info",
+    options.logLevel ?? "info",
+    ...(options.extraArgs ?? []),
   ];
   const [command, args] = placeCommand(process.execPath, nodeArgs, options.placement);
   const child = spawnTracked(command, args, {
@@ -66,6 +74,7 @@ export async function startImagika(options: ImagikaOptions): Promise<RunningImag
     url,
     pid: child.pid ?? 0,
     command: [command, ...args].join(" "),
+    pids: () => (child.pid === undefined ? [] : [child.pid, ...findChildPids(child.pid)]),
     stop: async () => {
       // SIGTERM: graceful close (idle keep-alive sockets are closed at once), SIGKILL after 15 s.
       if (isRunning(child)) await stopChild(child, 15_000);

@@ -8,9 +8,26 @@ import { placeCommand } from "./placement.ts";
 import type { Placement } from "./placement.ts";
 import { findChildPids, readCommandLine } from "./proc.ts";
 
+/**
+ * What this nginx does with `/img/<file>`:
+ * - `proxy-cache`: proxies to the origin and keeps the answer in `proxy_cache` (the cached-hit peer);
+ * - `static`: serves the originals from `originDir` with sendfile (the ceiling for cached bytes);
+ * - `image-filter`: `proxy_cache` (with `proxy_cache_lock`) in front of a second server block that fetches the
+ *   original and resizes it with `image_filter resize <width> -` (libgd; JPEG stays JPEG). That inner block writes an
+ *   access log, one line per resize, so the bench can count transforms.
+ */
+export type NginxRole = "proxy-cache" | "static" | "image-filter";
+
 export interface NginxOptions {
+  readonly role?: NginxRole;
   /** Origin base URL, e.g. "http://127.0.0.1:40123/"; /img/<file> is proxied to <origin>/<file>. */
   readonly originUrl: string;
+  /** role `static`: the directory the origin serves. */
+  readonly originDir?: string;
+  /** role `image-filter`: the inner (resizing) server's port. */
+  readonly resizePort?: number;
+  /** role `image-filter`: output width in px. */
+  readonly resizeWidth?: number;
   readonly port: number;
   /** Private directory for the config, pid file, error log, temp paths and the cache. */
   readonly dir: string;
@@ -25,7 +42,59 @@ export interface RunningNginx {
   /** Master, worker and cache manager: every long-lived process, whose CPU counts. */
   readonly allPids: readonly number[];
   readonly configPath: string;
+  /** role `image-filter`: the inner server's access log (one line per resize). */
+  readonly resizeLogPath: string;
   stop(): Promise<void>;
+}
+
+/** Debian's dynamic module for `image_filter` (package libnginx-mod-http-image-filter). */
+export const IMAGE_FILTER_MODULE = "/usr/lib/nginx/modules/ngx_http_image_filter_module.so";
+
+function buildLocations(options: NginxOptions, origin: URL): string {
+  const role = options.role ?? "proxy-cache";
+  if (role === "static")
+    return `    location /img/ {
+      alias ${options.originDir ?? "/nonexistent"}/;
+      add_header X-Cache HIT;
+    }`;
+  if (role === "proxy-cache")
+    return `    location /img/ {
+      proxy_pass http://origin${origin.pathname};
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_cache images;
+      proxy_cache_valid 200 1h;
+      proxy_cache_lock on;
+      add_header X-Cache $upstream_cache_status;
+    }`;
+  // image-filter: lock timeouts far above one resize (~0.3-1 s for a 4K JPEG), so a herd waits for the one
+  // resize instead of going to the resizer itself after the default 5 s.
+  return `    location /img/ {
+      proxy_pass http://127.0.0.1:${options.resizePort}/;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_cache images;
+      proxy_cache_valid 200 1h;
+      proxy_cache_lock on;
+      proxy_cache_lock_timeout 60s;
+      proxy_cache_lock_age 60s;
+      proxy_read_timeout 60s;
+      add_header X-Cache $upstream_cache_status;
+    }
+  }
+
+  server {
+    listen 127.0.0.1:${options.resizePort};
+    access_log ${join(options.dir, "resize.log")};
+
+    location / {
+      proxy_pass http://origin${origin.pathname};
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      image_filter resize ${options.resizeWidth ?? 1280} -;
+      image_filter_buffer 20M;
+      image_filter_jpeg_quality 80;
+    }`;
 }
 
 /**
@@ -37,7 +106,8 @@ export function buildNginxConfig(options: NginxOptions): string {
   const origin = new URL(options.originUrl);
   // nginx started as root switches its worker to `nobody`, which could not write the cache under a 0700 temp dir.
   const user = process.getuid?.() === 0 ? "user root;\n" : "";
-  return `${user}worker_processes 1;
+  const module = options.role === "image-filter" ? `load_module ${IMAGE_FILTER_MODULE};\n` : "";
+  return `${module}${user}worker_processes 1;
 master_process on;
 pid ${join(dir, "nginx.pid")};
 error_log ${join(dir, "error.log")} warn;
@@ -72,15 +142,7 @@ http {
       return 204;
     }
 
-    location /img/ {
-      proxy_pass http://origin${origin.pathname};
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_cache images;
-      proxy_cache_valid 200 1h;
-      proxy_cache_lock on;
-      add_header X-Cache $upstream_cache_status;
-    }
+${buildLocations(options, origin)}
   }
 }
 `;
@@ -121,6 +183,7 @@ export async function startNginx(options: NginxOptions): Promise<RunningNginx> {
     workerPid,
     allPids: [masterPid, ...longLived],
     configPath,
+    resizeLogPath: join(options.dir, "resize.log"),
     stop: async () => {
       if (isRunning(child)) await stopChild(child, 5000); // SIGTERM: fast shutdown, the master stops its worker
     },

@@ -1,4 +1,8 @@
-export type SystemName = "imagika" | "nginx";
+/**
+ * Systems measured with wrk: Imagika (one process, or `imagika-2w` with --workers 2), nginx proxy_cache ("nginx",
+ * the issue-2 peer), Varnish, nginx serving the originals from disk, and ipx (re-transforms every request).
+ */
+export type SystemName = "imagika" | "imagika-2w" | "nginx" | "varnish" | "nginx-static" | "ipx";
 
 /** One wrk run against one system and one file. */
 export interface Measurement {
@@ -203,14 +207,14 @@ const COMPARISON_HEADER = [
   "CPU/req Imagika/nginx",
 ];
 
-function formatColumns(header: readonly string[], rows: readonly string[][]): string {
+export function formatColumns(header: readonly string[], rows: readonly string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const line = (cells: readonly string[]): string =>
     cells.map((cell, i) => (i < 2 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join("  ");
   return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
 }
 
-function formatMarkdownTable(header: readonly string[], rows: readonly string[][]): string {
+export function formatMarkdownTable(header: readonly string[], rows: readonly string[][]): string {
   const line = (cells: readonly string[]): string => `| ${cells.join(" | ")} |`;
   return [line(header), line(header.map((_, i) => (i < 2 ? "---" : "---:"))), ...rows.map(line)].join("\n");
 }
@@ -221,4 +225,31 @@ export function formatConsoleTables(comparisons: readonly Comparison[]): string 
 
 export function formatMarkdownTables(comparisons: readonly Comparison[]): string {
   return `${formatMarkdownTable(SYSTEM_HEADER, systemRows(comparisons))}\n\n${formatMarkdownTable(COMPARISON_HEADER, comparisonRows(comparisons))}`;
+}
+
+/** One row of a cached-hit table: any system, any file. */
+export function summaryRow(label: string, s: Summary): string[] {
+  return [
+    label,
+    s.system,
+    integer(s.requestsPerSecond),
+    `±${fixed((s.requestsPerSecondSpread / 2) * 100, 0)}%`,
+    fixed(s.megabytesPerSecond, 0),
+    fixed(s.p50Ms, 2),
+    fixed(s.p99Ms, 2),
+    integer(s.errors),
+    fixed(s.cpuMicrosPerRequest, 1),
+    fixed(s.serverCoreShare, 2),
+    s.serverCoreBusyShare === undefined ? "-" : fixed(s.serverCoreBusyShare, 2),
+    `${s.contendedRuns}/${s.runs}`,
+    fixed(s.loadGeneratorCoreShare, 2),
+    mebibytes(s.peakRssBytes),
+  ];
+}
+
+export const SUMMARY_HEADER: readonly string[] = SYSTEM_HEADER;
+
+/** A table as aligned console text or as Markdown. */
+export function formatTable(header: readonly string[], rows: readonly string[][], isMarkdown: boolean): string {
+  return isMarkdown ? formatMarkdownTable(header, rows) : formatColumns(header, rows);
 }

@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import type { AddressInfo } from "node:net";
 import { availableParallelism, cpus, loadavg, release } from "node:os";
@@ -11,6 +11,8 @@ export interface Environment {
   readonly kernel: string;
   readonly nginx: string;
   readonly wrk: string;
+  readonly varnish: string;
+  readonly vips: string;
   readonly loadAverage1m: number;
 }
 
@@ -18,21 +20,32 @@ function hasCommand(name: string): boolean {
   return spawnSync("sh", ["-c", `command -v ${name}`], { stdio: "ignore" }).status === 0;
 }
 
-/** Installs nginx and wrk with apt-get when either is missing (root only); throws with instructions otherwise. */
+/** Every system tool the bench runs, with the Debian package that brings it (a path, or a command on PATH). */
+const TOOLS: readonly { readonly check: string; readonly pkg: string }[] = [
+  { check: "nginx", pkg: "nginx" },
+  { check: "/usr/lib/nginx/modules/ngx_http_image_filter_module.so", pkg: "libnginx-mod-http-image-filter" },
+  { check: "varnishd", pkg: "varnish" },
+  { check: "vipsthumbnail", pkg: "libvips-tools" },
+  { check: "wrk", pkg: "wrk" },
+];
+
+/** Installs whichever of nginx, its image_filter module, Varnish, vipsthumbnail and wrk is missing (apt-get, root). */
 export function ensureTools(): void {
-  const missing = ["nginx", "wrk"].filter((name) => !hasCommand(name));
+  const missing = TOOLS.filter((t) => (t.check.startsWith("/") ? !existsSync(t.check) : !hasCommand(t.check))).map(
+    (t) => t.pkg,
+  );
   if (missing.length === 0) return;
-  if (process.getuid?.() !== 0)
-    throw new Error(`bench needs ${missing.join(" and ")}: run 'sudo apt-get install -y nginx wrk' and retry`);
-  console.log(`bench: installing ${missing.join(", ")} with apt-get`);
+  const line = `apt-get install -y ${missing.join(" ")}`;
+  if (process.getuid?.() !== 0) throw new Error(`bench needs ${missing.join(", ")}: run 'sudo ${line}' and retry`);
+  console.log(`bench: ${line}`);
   const install = (): number | null =>
-    spawnSync("apt-get", ["install", "-y", "--no-install-recommends", "nginx", "wrk"], {
+    spawnSync("apt-get", ["install", "-y", "--no-install-recommends", ...missing], {
       stdio: "inherit",
       env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
     }).status;
   if (install() !== 0) {
     spawnSync("apt-get", ["update"], { stdio: "inherit" });
-    if (install() !== 0) throw new Error("apt-get install -y nginx wrk failed");
+    if (install() !== 0) throw new Error(`${line} failed`);
   }
 }
 
@@ -55,6 +68,8 @@ export function describeEnvironment(): Environment {
     kernel: release(),
     nginx: firstLine("nginx", ["-v"]).replace(/^nginx version: nginx\//, ""),
     wrk: firstLine("wrk", ["-v"]).replace(/ Copyright.*$/, ""),
+    varnish: firstLine("varnishd", ["-V"]).replace(/^varnishd \((varnish-[\d.]+).*$/, "$1"),
+    vips: firstLine("vipsthumbnail", ["--vips-version"]),
     loadAverage1m: loadavg()[0] ?? 0,
   };
 }

@@ -1,0 +1,220 @@
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import sharp from "sharp";
+import { median } from "./report.ts";
+import { placeCommand } from "./placement.ts";
+import type { Placement } from "./placement.ts";
+import { readPeakRssBytes, sumCpuSeconds, waitForIdle } from "./proc.ts";
+
+/** A server that transforms: cold requests for `urlFor(file)` make it fetch `file` and resize it to 1280 px. */
+export interface TransformServer {
+  readonly name: string;
+  /** What it answers with: WebP for Imagika and ipx; nginx image_filter only re-encodes JPEG. */
+  readonly outputFormat: string;
+  urlFor(file: string): string;
+  cpuPids(): readonly number[];
+  readonly rssPid: number;
+  /** Transforms done so far, when the system can tell (Imagika: /api/stats; nginx: resize log lines). */
+  transformCount?(): Promise<number>;
+  /** A cheap URL to open keep-alive connections with before a herd. */
+  readonly warmUrl: string;
+}
+
+export interface ColdRow {
+  readonly system: string;
+  readonly outputFormat: string;
+  readonly runs: number;
+  readonly medianMs: number;
+  readonly minMs: number;
+  readonly maxMs: number;
+  /** Server CPU per request (every thread), median, ms; undefined for in-process sharp. */
+  readonly cpuMsPerRequest: number | undefined;
+  readonly outputBytes: number;
+  readonly errors: number;
+  readonly peakRssBytes: number | undefined;
+  readonly note: string;
+}
+
+async function timedGet(
+  url: string,
+  accept = "image/webp,image/*",
+): Promise<{ ms: number; bytes: number; status: number }> {
+  const started = performance.now();
+  const res = await fetch(url, { headers: { accept } });
+  const body = await res.arrayBuffer();
+  return { ms: performance.now() - started, bytes: body.byteLength, status: res.status };
+}
+
+/** The pipeline Imagika runs for `?w=1280&f=webp` (q80), called directly: the floor. */
+export async function bareSharpWebp(original: Buffer): Promise<number> {
+  const out = await sharp(original)
+    .rotate()
+    .resize({ width: 1280, withoutEnlargement: true })
+    .webp({ quality: 80 })
+    .toBuffer();
+  return out.byteLength;
+}
+
+export interface ColdOptions {
+  readonly servers: readonly TransformServer[];
+  /** One distinct original per server and round (copies of one 4K JPEG), so every request is cold. */
+  readonly fileFor: (server: string, round: number) => string;
+  readonly originalPath: string;
+  readonly rounds: number;
+  /** Where vipsthumbnail runs (the servers' core). */
+  readonly serverPlacement: Placement;
+  readonly tempDir: string;
+  readonly progress: (line: string) => void;
+}
+
+/** Wall time of one `vipsthumbnail` run, ms (spawned on the servers' core, like a server would work there). */
+function timeCommand(args: readonly string[], placement: Placement): number {
+  const [command, wrapped] = placeCommand("vipsthumbnail", args, placement);
+  const started = performance.now();
+  const result = spawnSync(command, wrapped, { stdio: ["ignore", "ignore", "pipe"], timeout: 30_000 });
+  const ms = performance.now() - started;
+  if (result.status !== 0) throw new Error(`vipsthumbnail ${args.join(" ")} failed: ${String(result.stderr)}`);
+  return ms;
+}
+
+/**
+ * Scenario 3: cold 4K JPEG -> 1280 px, one request at a time. Rounds interleave the systems (rotating who goes
+ * first), each on its own never-seen original, and wait until every server is idle first.
+ */
+export async function runColdSequential(options: ColdOptions): Promise<ColdRow[]> {
+  const { servers, rounds } = options;
+  const original = readFileSync(options.originalPath);
+  const allPids = (): number[] => servers.flatMap((s) => [...s.cpuPids()]);
+  const samples = new Map<string, { ms: number[]; cpuMs: number[]; bytes: number; errors: number }>();
+  const sample = (name: string) => {
+    let entry = samples.get(name);
+    if (!entry) samples.set(name, (entry = { ms: [], cpuMs: [], bytes: 0, errors: 0 }));
+    return entry;
+  };
+  // Warm-up: JIT, code paths and libvips in every process, on an original nobody measures.
+  for (const server of servers) await timedGet(server.urlFor(options.fileFor(server.name, -1)));
+  await bareSharpWebp(original);
+  const vipsOut = join(options.tempDir, "vips-out.webp");
+  const vipsArgs = [options.originalPath, "-s", "1280", "-o", `${vipsOut}[Q=80]`];
+  timeCommand(vipsArgs, options.serverPlacement);
+
+  for (let round = 0; round < rounds; round++) {
+    options.progress(`cold transform: round ${round + 1}/${rounds}`);
+    const order = servers.map((_, i) => servers[(i + round) % servers.length]!); // rotation keeps every index valid
+    for (const server of order) {
+      await waitForIdle(allPids(), { sampleMs: 250 });
+      const pids = server.cpuPids();
+      const cpuBefore = sumCpuSeconds(pids);
+      const r = await timedGet(server.urlFor(options.fileFor(server.name, round)));
+      const entry = sample(server.name);
+      if (r.status !== 200) entry.errors++;
+      else {
+        entry.ms.push(r.ms);
+        entry.cpuMs.push((sumCpuSeconds(pids) - cpuBefore) * 1000);
+        entry.bytes = r.bytes;
+      }
+    }
+    const started = performance.now();
+    const bytes = await bareSharpWebp(original);
+    const bare = sample("bare sharp");
+    bare.ms.push(performance.now() - started);
+    bare.bytes = bytes;
+    const vips = sample("vipsthumbnail");
+    vips.ms.push(timeCommand(vipsArgs, options.serverPlacement));
+    vips.bytes = readFileSync(vipsOut).byteLength;
+    sample("vipsthumbnail start").ms.push(timeCommand(["--vips-version"], options.serverPlacement));
+  }
+  const vipsStartMs = median(samples.get("vipsthumbnail start")?.ms ?? []);
+  const rows: ColdRow[] = [];
+  for (const [name, s] of samples) {
+    if (name === "vipsthumbnail start") continue;
+    const server = servers.find((x) => x.name === name);
+    const row: ColdRow = {
+      system: name,
+      outputFormat: server?.outputFormat ?? "webp",
+      runs: s.ms.length,
+      medianMs: median(s.ms),
+      minMs: Math.min(...s.ms),
+      maxMs: Math.max(...s.ms),
+      cpuMsPerRequest: server ? median(s.cpuMs) : undefined,
+      outputBytes: s.bytes,
+      errors: s.errors,
+      peakRssBytes: server ? readPeakRssBytes(server.rssPid) : undefined,
+      note:
+        name === "bare sharp"
+          ? "sharp 0.35 in the runner (core 1): rotate, resize, webp q80; no HTTP, no fetch"
+          : name === "vipsthumbnail"
+            ? `CLI incl. process start; start alone (--vips-version) ${vipsStartMs.toFixed(0)} ms`
+            : server?.outputFormat === "jpeg"
+              ? "libgd; output is JPEG (image_filter cannot write WebP)"
+              : "through HTTP: origin fetch + transform",
+    };
+    rows.push(row);
+    if (name === "vipsthumbnail")
+      rows.push({
+        ...row,
+        system: "vipsthumbnail - start",
+        medianMs: row.medianMs - vipsStartMs,
+        minMs: row.minMs - vipsStartMs,
+        maxMs: row.maxMs - vipsStartMs,
+        note: "the run minus the median of a no-op start (`vipsthumbnail --vips-version`)",
+      });
+  }
+  return rows;
+}
+
+export interface HerdRow {
+  readonly system: string;
+  readonly concurrency: number;
+  readonly wallMs: number;
+  readonly ok: number;
+  readonly errors: number;
+  /** Requests the origin saw (ipx sends a HEAD and a GET per transform). */
+  readonly originRequests: number;
+  readonly transforms: number | undefined;
+  readonly serverCpuSeconds: number;
+  readonly peakRssBytes: number;
+}
+
+/**
+ * Scenario 4: `concurrency` simultaneous requests for one new variant per system, over connections opened
+ * beforehand (a CDN keeps such a pool), counting what reached the origin and how many transforms ran.
+ */
+export async function runHerd(
+  server: TransformServer,
+  file: string,
+  concurrency: number,
+  originRequestCount: () => number,
+  allPids: () => number[],
+): Promise<HerdRow> {
+  await Promise.all(Array.from({ length: concurrency }, () => timedGet(server.warmUrl)));
+  await waitForIdle(allPids());
+  const originBefore = originRequestCount();
+  const transformsBefore = await server.transformCount?.();
+  const cpuBefore = sumCpuSeconds(server.cpuPids());
+  const started = performance.now();
+  const results = await Promise.all(
+    Array.from({ length: concurrency }, () =>
+      timedGet(server.urlFor(file)).catch(() => ({ ms: 0, bytes: 0, status: 0 })),
+    ),
+  );
+  const wallMs = performance.now() - started;
+  const serverCpuSeconds = sumCpuSeconds(server.cpuPids()) - cpuBefore;
+  const transformsAfter = await server.transformCount?.();
+  // ipx keeps working on what it queued; wait until it is done before the next system (and count its CPU).
+  await waitForIdle(allPids(), { timeoutMs: 120_000 });
+  const ok = results.filter((r) => r.status === 200).length;
+  return {
+    system: server.name,
+    concurrency,
+    wallMs,
+    ok,
+    errors: concurrency - ok,
+    originRequests: originRequestCount() - originBefore,
+    transforms:
+      transformsBefore === undefined || transformsAfter === undefined ? undefined : transformsAfter - transformsBefore,
+    serverCpuSeconds: Math.max(serverCpuSeconds, sumCpuSeconds(server.cpuPids()) - cpuBefore),
+    peakRssBytes: readPeakRssBytes(server.rssPid),
+  };
+}
