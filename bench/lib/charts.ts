@@ -25,15 +25,18 @@ const escapeXml = (text: string): string =>
  * line at 1.0 (parity) and a dashed one at the target. Bars on Imagika's good side of 1 are green, the others orange.
  */
 export function renderBarChart(chart: Chart): string {
-  const width = 760;
+  const width = 840;
   const labelWidth = 230;
   const plotWidth = 360;
   const rowHeight = 30;
   const top = 58;
   const height = top + chart.bars.length * rowHeight + 34;
-  const finite = chart.bars.map((b) => b.value).filter(Number.isFinite);
+  // Ratios beyond OFF_SCALE (ipx re-transforming: thousands) would flatten every other bar: they are drawn to the
+  // edge, marked "off scale", with their value printed.
+  const OFF_SCALE = 4;
+  const finite = chart.bars.map((b) => b.value).filter((v) => Number.isFinite(v) && v <= OFF_SCALE);
   const maxValue = Math.max(1.2, chart.target?.value ?? 0, ...finite) * 1.08;
-  const x = (v: number): number => labelWidth + (Math.max(0, v) / maxValue) * plotWidth;
+  const x = (v: number): number => labelWidth + (Math.min(Math.max(0, v), maxValue) / maxValue) * plotWidth;
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, -apple-system, 'Segoe UI', sans-serif" font-size="13">`,
     `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
@@ -49,7 +52,7 @@ export function renderBarChart(chart: Chart): string {
     if (Number.isFinite(bar.value)) {
       parts.push(
         `<rect x="${labelWidth}" y="${y + 6}" width="${(x(bar.value) - labelWidth).toFixed(1)}" height="18" rx="2" fill="${isGood ? "#2e9e5b" : "#e07b22"}"/>`,
-        `<text x="${(x(bar.value) + 6).toFixed(1)}" y="${y + 19}" fill="#111">${bar.value.toFixed(2)}x${bar.detail ? `  ${escapeXml(bar.detail)}` : ""}</text>`,
+        `<text x="${(x(bar.value) + 6).toFixed(1)}" y="${y + 19}" fill="#111">${bar.value >= 100 ? bar.value.toFixed(0) : bar.value.toFixed(2)}x${bar.value > maxValue ? " (off scale)" : ""}${bar.detail ? `  ${escapeXml(bar.detail)}` : ""}</text>`,
       );
     } else {
       parts.push(
