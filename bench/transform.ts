@@ -4,7 +4,7 @@
 // `node --import tsx bench/transform.ts [--quick] [--json <file>]`
 import { execFileSync, spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -55,8 +55,12 @@ function median(values: number[]): number {
 /** The first image of the sample library: a 3840x2160 landscape JPEG (q90, ~3.2 MB), deterministic. */
 async function makeOriginal(): Promise<Buffer> {
   const dir = await mkdtemp(join(tmpdir(), "imagika-bench-sample-"));
-  const { files } = await generateSamples({ dir, count: 1, seed: 42 });
-  return readFile(join(dir, files[0] ?? "landscape-01.jpg"));
+  try {
+    const { files } = await generateSamples({ dir, count: 1, seed: 42 });
+    return await readFile(join(dir, files[0] ?? "landscape-01.jpg"));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 async function waitFor(url: string): Promise<void> {
@@ -182,6 +186,8 @@ export async function runTransformBench(log: (line: string) => void = console.lo
     return figures;
   } finally {
     proxy.kill("SIGTERM");
+    await new Promise((resolve) => proxy.once("exit", resolve).once("error", resolve));
+    await rm(dir, { recursive: true, force: true });
   }
 }
 
