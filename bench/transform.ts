@@ -185,8 +185,11 @@ export async function runTransformBench(log: (line: string) => void = console.lo
     };
     return figures;
   } finally {
-    proxy.kill("SIGTERM");
-    await new Promise((resolve) => proxy.once("exit", resolve).once("error", resolve));
+    if (proxy.exitCode === null && proxy.signalCode === null) {
+      const exited = new Promise((resolve) => proxy.once("exit", resolve));
+      proxy.kill("SIGTERM");
+      await exited;
+    }
     await rm(dir, { recursive: true, force: true });
   }
 }
