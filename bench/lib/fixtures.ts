@@ -1,4 +1,5 @@
 import { writeFile } from "node:fs/promises";
+import { createRandom } from "./mixed.ts";
 import { join } from "node:path";
 import sharp from "sharp";
 
@@ -47,18 +48,6 @@ const SPECS: readonly FixtureSpec[] = [
     seed: 2,
   },
 ];
-
-/** mulberry32: a tiny seeded PRNG, so the same seed always paints the same pixels (and sharp the same bytes). */
-function createRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function renderJpeg(spec: FixtureSpec): Promise<Buffer> {
   const { width, height, grain } = spec;

@@ -145,22 +145,7 @@ function systemRows(comparisons: readonly Comparison[]): string[][] {
   const rows: string[][] = [];
   for (const c of comparisons) {
     for (const s of [c.imagika, c.nginx]) {
-      rows.push([
-        c.label,
-        s.system,
-        integer(s.requestsPerSecond),
-        `±${fixed((s.requestsPerSecondSpread / 2) * 100, 0)}%`,
-        fixed(s.megabytesPerSecond, 0),
-        fixed(s.p50Ms, 2),
-        fixed(s.p99Ms, 2),
-        integer(s.errors),
-        fixed(s.cpuMicrosPerRequest, 1),
-        fixed(s.serverCoreShare, 2),
-        s.serverCoreBusyShare === undefined ? "-" : fixed(s.serverCoreBusyShare, 2),
-        `${s.contendedRuns}/${s.runs}`,
-        fixed(s.loadGeneratorCoreShare, 2),
-        mebibytes(s.peakRssBytes),
-      ]);
+      rows.push(summaryRow(c.label, s));
     }
   }
   return rows;
