@@ -129,29 +129,20 @@ export class ImageProxy {
     };
   }
 
+  /** The memory tier, then (on a miss) the lower tiers, the cluster and the origin. */
   async get(request: ImageRequest): Promise<ProxyResult> {
-    const { stats } = this.#deps;
+    const hit = this.lookup(request);
+    if (hit) return hit;
     if (request.options === null) {
-      const key = originalKey(request.path);
-      const cached = this.#deps.originals.get(key);
-      if (cached) {
-        stats.hits++;
-        return { variant: cached, cacheStatus: "hit", collapsed: false, varyAccept: false, timings: {} };
-      }
       const { promise, joined } = this.#original(request.path);
-      const produced = await promise;
-      return this.#result(produced, joined, false);
+      return this.#result(await promise, joined, false);
     }
 
     const options = request.options;
     const format = negotiateFormat(options, request.accept);
     const key = variantCacheKey(request.path, variantKey(options, format, this.#deps.limits));
     const varyAccept = options.format === "auto";
-    const cached = this.#deps.variants.get(key);
-    if (cached) {
-      stats.hits++;
-      return { variant: cached, cacheStatus: "hit", collapsed: false, varyAccept, timings: {} };
-    }
+    const { stats } = this.#deps;
     const { promise, joined } = this.#variantFlights.run(key, () =>
       this.#throughTiers(key, this.#deps.variants, () => this.#produceVariant(key, request.path, options, format)),
     );
