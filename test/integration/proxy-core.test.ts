@@ -5,6 +5,7 @@ import { connect } from "node:net";
 import { request as httpRequest } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../../src/app.ts";
+import { etagOf } from "../../src/proxy/image-proxy.ts";
 import { makeJpeg, makePng, sha256 } from "../helpers/images.ts";
 import { startProxy } from "../helpers/proxy.ts";
 import { bytesRoute, startTestOrigin } from "../helpers/test-origin.ts";
@@ -91,6 +92,23 @@ describe("proxy core", () => {
     expect(origin.count("/photo.jpg")).toBe(1);
     const stats = (await (await fetch(`${proxy.url}/api/stats`)).json()) as Record<string, unknown>;
     expect(stats).toMatchObject({ hits: 1, misses: 1, originFetches: 1, hitRatio: 0.5 });
+  });
+
+  it("tags an original with the hash of its bytes, whether a variant or the original itself fetched it", async () => {
+    const direct = await proxyFor({ origin: origin.url });
+    const viaVariant = await proxyFor({ origin: origin.url });
+    const expected = etagOf(jpeg);
+    const first = await fetch(`${direct.url}/img/photo.jpg`);
+    await first.arrayBuffer();
+    expect(first.headers.get("etag")).toBe(expected);
+    // The other instance fetches the original for a variant first (its ETag is computed lazily), then serves it.
+    const variant = await fetch(`${viaVariant.url}/img/photo.jpg?w=100`);
+    await variant.arrayBuffer();
+    expect(variant.headers.get("etag")).not.toBe(expected);
+    const original = await fetch(`${viaVariant.url}/img/photo.jpg`);
+    expect(original.headers.get("x-cache")).toBe("HIT");
+    expect(original.headers.get("etag")).toBe(expected);
+    expect(sha256(Buffer.from(await original.arrayBuffer()))).toBe(sha256(jpeg));
   });
 
   it("answers 500 concurrent requests for one cold key with one origin fetch and correct bytes", async () => {
