@@ -32,6 +32,7 @@ import type { CachedServer } from "./lib/cached.ts";
 import { renderBarChart } from "./lib/charts.ts";
 import type { Chart } from "./lib/charts.ts";
 import { installCleanup, stopAllChildren } from "./lib/children.ts";
+import { timedGet } from "./lib/client.ts";
 import { runColdSequential, runHerd } from "./lib/cold.ts";
 import type { ColdRow, HerdRow, TransformServer } from "./lib/cold.ts";
 import { writeFixtures } from "./lib/fixtures.ts";
@@ -87,7 +88,12 @@ const LOAD_CPUS = "1";
 const MIXED_WIDTHS = [320, 640, 960, 1280, 1920] as const;
 const MIXED_FORMATS = ["webp", "jpeg"] as const;
 const MIXED_SEED = 7;
-const MIXED_CLIENTS = 16;
+/**
+ * One client: the trace is replayed in its own order, so the hit ratio compares with the ideal LRU on the same
+ * sequence. With more clients, requests that arrive while their variant is being made collapse onto that transform
+ * (neither a hit nor a miss of the LRU): the herd, overload and --workers scenarios measure concurrency.
+ */
+const MIXED_CLIENTS = 1;
 const MIXED_CACHE_SHARE = 0.1;
 const OVERLOAD_QUEUE = 8;
 const OVERLOAD_CACHE_BYTES = 64 * 1024 ** 2;
@@ -181,9 +187,9 @@ function parseSettings(argv: readonly string[]): Settings | undefined {
     ipxSeconds: isQuick ? 2 : 5,
     coldRounds: isQuick ? 3 : 7,
     herdSize: isQuick ? 30 : 200,
-    mixedOriginals: isQuick ? 4 : 12,
-    mixedRequests: isQuick ? 250 : 1500,
-    mixedMaxSeconds: isQuick ? 7 : 120,
+    mixedOriginals: isQuick ? 2 : 12,
+    mixedRequests: isQuick ? 250 : 1000,
+    mixedMaxSeconds: isQuick ? 7 : 150,
     mixedWindowSeconds: 2,
     overloadConcurrency: isQuick ? 32 : 64,
     workersColdVariants: isQuick ? 8 : 24,
@@ -331,14 +337,8 @@ interface Results {
 // ---------------------------------------------------------------------------------------------------------------
 
 async function timedStatus(url: string, accept = "image/webp,image/*"): Promise<{ ms: number; status: number }> {
-  const started = performance.now();
-  try {
-    const res = await fetch(url, { headers: { accept }, signal: AbortSignal.timeout(120_000) });
-    await res.arrayBuffer();
-    return { ms: performance.now() - started, status: res.status };
-  } catch {
-    return { ms: performance.now() - started, status: 0 };
-  }
+  const { ms, status } = await timedGet(url, accept);
+  return { ms, status };
 }
 
 async function main(): Promise<void> {
@@ -983,10 +983,16 @@ function verdicts(r: Results): Verdict[] {
       measured: `Imagika ${hi.originRequests} / ${hi.transforms ?? "?"}; ipx ${hx ? `${hx.originRequests} origin requests for ${hx.concurrency}` : "?"}`,
       isMet: hi.originRequests === 1 && hi.transforms === 1,
     });
-  const gap = r.mixed.hitOrCollapsedRatio - r.mixed.lruHitRatio;
+  if (hi && ci)
+    out.push({
+      target: "herd (issue 4): wall time <= 1.3x one cold request",
+      measured: `${(hi.wallMs / ci.medianMs).toFixed(2)}x (${hi.wallMs.toFixed(0)} vs ${ci.medianMs.toFixed(0)} ms, the cold median above)`,
+      isMet: hi.wallMs / ci.medianMs <= 1.3,
+    });
+  const gap = r.mixed.hitRatio - r.mixed.lruHitRatio;
   out.push({
     target: "mixed: hit ratio within 2 points of an ideal LRU",
-    measured: `${(r.mixed.hitOrCollapsedRatio * 100).toFixed(1)}% vs ${(r.mixed.lruHitRatio * 100).toFixed(1)}% (${gap >= 0 ? "+" : ""}${(gap * 100).toFixed(1)} points; strict HIT only ${(r.mixed.hitRatio * 100).toFixed(1)}%)`,
+    measured: `${(r.mixed.hitRatio * 100).toFixed(1)}% vs ${(r.mixed.lruHitRatio * 100).toFixed(1)}% (${gap >= 0 ? "+" : ""}${(gap * 100).toFixed(1)} points, X-Cache: HIT over ${r.mixed.completed} requests)`,
     isMet: Math.abs(gap) <= 0.02,
   });
   return out;

@@ -2,6 +2,7 @@ import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import sharp from "sharp";
+import { timedGet } from "./client.ts";
 import { median } from "./report.ts";
 import { placeCommand } from "./placement.ts";
 import type { Placement } from "./placement.ts";
@@ -34,16 +35,6 @@ export interface ColdRow {
   readonly errors: number;
   readonly peakRssBytes: number | undefined;
   readonly note: string;
-}
-
-async function timedGet(
-  url: string,
-  accept = "image/webp,image/*",
-): Promise<{ ms: number; bytes: number; status: number }> {
-  const started = performance.now();
-  const res = await fetch(url, { headers: { accept } });
-  const body = await res.arrayBuffer();
-  return { ms: performance.now() - started, bytes: body.byteLength, status: res.status };
 }
 
 /** The pipeline Imagika runs for `?w=1280&f=webp` (q80), called directly: the floor. */
@@ -194,11 +185,7 @@ export async function runHerd(
   const transformsBefore = await server.transformCount?.();
   const cpuBefore = sumCpuSeconds(server.cpuPids());
   const started = performance.now();
-  const results = await Promise.all(
-    Array.from({ length: concurrency }, () =>
-      timedGet(server.urlFor(file)).catch(() => ({ ms: 0, bytes: 0, status: 0 })),
-    ),
-  );
+  const results = await Promise.all(Array.from({ length: concurrency }, () => timedGet(server.urlFor(file))));
   const wallMs = performance.now() - started;
   const serverCpuSeconds = sumCpuSeconds(server.cpuPids()) - cpuBefore;
   const transformsAfter = await server.transformCount?.();
