@@ -52,6 +52,7 @@ import {
 } from "./lib/mixed.ts";
 import type { Window } from "./lib/mixed.ts";
 import { startNginx } from "./lib/nginx.ts";
+import { startNodeBare } from "./lib/node-bare.ts";
 import type { RunningNginx } from "./lib/nginx.ts";
 import type { Placement } from "./lib/placement.ts";
 import { readPeakRssBytes, sumCpuSeconds, waitForIdle } from "./lib/proc.ts";
@@ -100,13 +101,17 @@ const OVERLOAD_CACHE_BYTES = 64 * 1024 ** 2;
 /** The variant every cold/herd request asks for. */
 const COLD_QUERY = "w=1280&f=webp";
 
-const CACHED_SYSTEMS: readonly SystemName[] = ["imagika", "nginx", "varnish", "nginx-static"];
+const CACHED_SYSTEMS: readonly SystemName[] = ["imagika", "nginx", "varnish", "nginx-static", "node-bare"];
+/** The bare Node server is the Node floor for small hits; on the 4K file every system is wrk-bound anyway. */
+const cachedSystemsFor = (fixture: Fixture): readonly SystemName[] =>
+  CACHED_SYSTEMS.filter((name) => name !== "node-bare" || fixture.id === "small");
 const SYSTEM_LABELS: Record<SystemName, string> = {
   imagika: "Imagika",
   "imagika-2w": "Imagika --workers 2",
   nginx: "nginx proxy_cache",
   varnish: "Varnish",
   "nginx-static": "nginx static",
+  "node-bare": "bare Node http",
   ipx: "ipx",
 };
 
@@ -468,6 +473,14 @@ async function main(): Promise<void> {
       placement: serverPlacement,
     });
     stoppers.push(() => ipx.stop());
+    const nodeBare = await startNodeBare({
+      dir: originDir,
+      files: fixtures.map((f) => f.fileName),
+      port: await findFreePort(),
+      stderrPath: join(tempDir, "node-bare.stderr.log"),
+      placement: serverPlacement,
+    });
+    stoppers.push(() => nodeBare.stop());
     progress(
       `origin ${originUrl} | imagika pid ${imagika.pid} | nginx proxy_cache, static, image_filter | varnish pid ${varnish.managerPid} | ipx pid ${ipx.pid}`,
     );
@@ -510,6 +523,13 @@ async function main(): Promise<void> {
         // X-Varnish carries two transaction ids on a hit (this request's and the one that filled the cache).
         isHit: (res) => (res.headers.get("x-varnish") ?? "").trim().split(/\s+/).length === 2,
       },
+      "node-bare": {
+        name: "node-bare",
+        urlFor: (file) => `${nodeBare.url}/img/${file}`,
+        cpuPids: () => [nodeBare.pid],
+        rssPids: () => [nodeBare.pid],
+        isHit: () => true,
+      },
       ipx: {
         name: "ipx",
         urlFor: (file) => ipx.urlFor(file, "w_1280,f_webp,q_80"),
@@ -525,14 +545,15 @@ async function main(): Promise<void> {
       ...imageFilter.allPids,
       ...varnish.allPids,
       ipx.pid,
+      nodeBare.pid,
     ];
 
     // ---- Scenarios 1-2: cached hits ----
-    for (const name of CACHED_SYSTEMS)
-      for (const f of fixtures) await checkCacheHit(servers[name], f.fileName, f.bytes);
+    for (const f of fixtures)
+      for (const name of cachedSystemsFor(f)) await checkCacheHit(servers[name], f.fileName, f.bytes);
     const originRequestsBefore = originCount();
     const measurements: Measurement[] = [];
-    const wrkRuns = fixtures.length * CACHED_SYSTEMS.length * (settings.rounds + 1) + 1;
+    const wrkRuns = fixtures.reduce((n, f) => n + cachedSystemsFor(f).length * (settings.rounds + 1), 1);
     let step = 0;
     const wrkOutputs: string[] = [];
     const runCached = async (name: SystemName, fixture: Fixture, round: number, seconds?: number) => {
@@ -557,10 +578,11 @@ async function main(): Promise<void> {
       return m;
     };
     for (const fixture of fixtures) {
-      for (const name of CACHED_SYSTEMS) await runCached(name, fixture, 0);
+      const systems = cachedSystemsFor(fixture);
+      for (const name of systems) await runCached(name, fixture, 0);
       for (let round = 1; round <= settings.rounds; round++) {
         // Rotate who goes first each round, so a drift in machine load does not always favour the same system.
-        const order = CACHED_SYSTEMS.map((_, i) => CACHED_SYSTEMS[(i + round - 1) % CACHED_SYSTEMS.length]!);
+        const order = systems.map((_, i) => systems[(i + round - 1) % systems.length]!);
         for (const name of order) await runCached(name, fixture, round);
       }
     }

@@ -2,7 +2,7 @@
  * Systems measured with wrk: Imagika (one process, or `imagika-2w` with --workers 2), nginx proxy_cache ("nginx",
  * the issue-2 peer), Varnish, nginx serving the originals from disk, and ipx (re-transforms every request).
  */
-export type SystemName = "imagika" | "imagika-2w" | "nginx" | "varnish" | "nginx-static" | "ipx";
+export type SystemName = "imagika" | "imagika-2w" | "nginx" | "varnish" | "nginx-static" | "node-bare" | "ipx";
 
 /** One wrk run against one system and one file. */
 export interface Measurement {

@@ -135,14 +135,36 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
       throw new ProxyError("BODY_NOT_ALLOWED", "image requests carry no body");
     }
     const admitted = admit(req, res, extra);
+    if (admitted === true) return serveImage(req, res, url, started, extra);
     if (admitted === false) return undefined;
-    const serve = (): CacheOutcome | Promise<CacheOutcome> => {
-      stats.requests++;
-      if (url === "/img") throw new ProxyError("INVALID_PATH", "the URL names no image: use /img/<path>");
-      return handleImage(req, res, url, deps.proxy, stats, deps.metrics, imageOptions, started, extra);
-    };
-    if (admitted === true) return serve();
-    return admitted.then((isAdmitted) => (isAdmitted ? serve() : undefined));
+    return admitted.then((isAdmitted) => (isAdmitted ? serveImage(req, res, url, started, extra) : undefined));
+  }
+
+  function serveImage(
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: string,
+    started: number,
+    extra: string[],
+  ): CacheOutcome | Promise<CacheOutcome> {
+    stats.requests++;
+    if (url === "/img") throw new ProxyError("INVALID_PATH", "the URL names no image: use /img/<path>");
+    return handleImage(req, res, url, deps.proxy, stats, deps.metrics, imageOptions, started, extra);
+  }
+
+  /** Answers a request whose handler threw or rejected, then logs it. */
+  function fail(
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: string,
+    started: number,
+    reqId: string,
+    extra: readonly string[],
+    error: unknown,
+  ): void {
+    if (!res.headersSent) applyHeaders(res, extra);
+    sendError(res, error, log.child({ reqId }));
+    finish(req, res, url, started, reqId, undefined);
   }
 
   async function route(
@@ -206,20 +228,21 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
         sendJson(res, 414, { error: "URI_TOO_LONG", message: `the URL is longer than ${MAX_URL_LENGTH} characters` });
         return finish(req, res, url, started, reqId, undefined);
       }
-      const fail = (error: unknown): void => {
-        if (!res.headersSent) applyHeaders(res, extra);
-        sendError(res, error, log.child({ reqId }));
-        finish(req, res, url, started, reqId, undefined);
-      };
+      // No closures on this path: a memory hit allocates none (under tsx each closure also costs an
+      // Object.defineProperty for its name, ~2.5% of a hit's CPU in a profile).
       const isImage = url.startsWith("/img/") || url === "/img" || url.startsWith("/img?");
       let outcome: CacheOutcome | undefined | Promise<CacheOutcome | undefined>;
       try {
         outcome = isImage ? routeImage(req, res, url, started, extra) : route(req, res, url, extra);
       } catch (error) {
-        return fail(error);
+        return fail(req, res, url, started, reqId, extra, error);
       }
-      if (outcome instanceof Promise) outcome.then((cache) => finish(req, res, url, started, reqId, cache), fail);
-      else finish(req, res, url, started, reqId, outcome);
+      if (outcome instanceof Promise) {
+        outcome.then(
+          (cache) => finish(req, res, url, started, reqId, cache),
+          (error: unknown) => fail(req, res, url, started, reqId, extra, error),
+        );
+      } else finish(req, res, url, started, reqId, outcome);
     },
   );
   // Per-client connection cap: one address (IPv6: its /64) may not hold every socket the process can open.
