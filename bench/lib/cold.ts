@@ -53,6 +53,8 @@ export interface ColdOptions {
   readonly fileFor: (server: string, round: number) => string;
   readonly originalPath: string;
   readonly rounds: number;
+  /** Unmeasured cold requests per server first, on files `fileFor(server, -1)` .. `fileFor(server, -warmupRequests)`. */
+  readonly warmupRequests: number;
   /** Where vipsthumbnail runs (the servers' core). */
   readonly serverPlacement: Placement;
   readonly tempDir: string;
@@ -83,9 +85,11 @@ export async function runColdSequential(options: ColdOptions): Promise<ColdRow[]
     if (!entry) samples.set(name, (entry = { ms: [], cpuMs: [], bytes: 0, errors: 0 }));
     return entry;
   };
-  // Warm-up: JIT, code paths and libvips in every process, on an original nobody measures.
-  for (const server of servers) await timedGet(server.urlFor(options.fileFor(server.name, -1)));
-  await bareSharpWebp(original);
+  // Warm-up: JIT, code paths and libvips in every process, on originals nobody measures.
+  for (let w = 1; w <= options.warmupRequests; w++) {
+    for (const server of servers) await timedGet(server.urlFor(options.fileFor(server.name, -w)));
+    await bareSharpWebp(original);
+  }
   const vipsOut = join(options.tempDir, "vips-out.webp");
   const vipsArgs = [options.originalPath, "-s", "1280", "-o", `${vipsOut}[Q=80]`];
   timeCommand(vipsArgs, options.serverPlacement);
@@ -168,19 +172,28 @@ export interface HerdRow {
   readonly peakRssBytes: number;
 }
 
+/** Requests in the warm-up herd each system gets first (ipx transforms every one of them). */
+const WARM_HERD = 20;
+
 /**
- * Scenario 4: `concurrency` simultaneous requests for one new variant per system, over connections opened
- * beforehand (a CDN keeps such a pool), counting what reached the origin and how many transforms ran.
+ * Scenario 4: `concurrency` simultaneous requests for one new variant per system, over connections opened just
+ * before (a CDN keeps such a pool), counting what reached the origin and how many transforms ran. A small herd on
+ * another new variant (`warmFile`) goes first, so the measured one runs on compiled code, as in a server that has been
+ * up for a while. The connections are opened after the wait for idle servers: Imagika closes keep-alive connections
+ * idle for 5 s, and a herd that had to reconnect measured 200 TCP handshakes (in one run, 0.3 s of proxy CPU instead
+ * of 0.16 s).
  */
 export async function runHerd(
   server: TransformServer,
   file: string,
+  warmFile: string,
   concurrency: number,
   originRequestCount: () => number,
   allPids: () => number[],
 ): Promise<HerdRow> {
+  await Promise.all(Array.from({ length: Math.min(WARM_HERD, concurrency) }, () => timedGet(server.urlFor(warmFile))));
+  await waitForIdle(allPids(), { timeoutMs: 120_000 });
   await Promise.all(Array.from({ length: concurrency }, () => timedGet(server.warmUrl)));
-  await waitForIdle(allPids());
   const originBefore = originRequestCount();
   const transformsBefore = await server.transformCount?.();
   const cpuBefore = sumCpuSeconds(server.cpuPids());
