@@ -23,7 +23,10 @@ export class Metrics {
   readonly #requests: Counter<"route" | "status" | "cache">;
   readonly #duration: Histogram<"route">;
   readonly #stages: Histogram<"stage">;
-  /** Label children resolved once: prom-client hashes the label object on every labelled call otherwise. */
+  /**
+   * Label children resolved once per label set. This saves building the label object per request, not the hashing:
+   * a prom-client child still hashes and validates its labels on every call (~3% of a memory hit's CPU in a profile).
+   */
   readonly #requestChildren = new Map<string, { inc(): void }>();
   readonly #durationChildren = new Map<string, { observe(value: number): void }>();
 
