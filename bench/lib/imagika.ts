@@ -1,13 +1,7 @@
-import { openSync, readFileSync } from "node:fs";
-import { dirname, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { isRunning, spawnTracked, stopChild } from "./children.ts";
-import { waitForHttp } from "./http-ready.ts";
-import { placeCommand } from "./placement.ts";
+import { isRunning, stopChild } from "./children.ts";
+import { startNodeServer } from "./http-ready.ts";
 import type { Placement } from "./placement.ts";
 import { findChildPids } from "./proc.ts";
-
-const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 
 export interface ImagikaOptions {
   readonly originUrl: string;
@@ -57,23 +51,19 @@ export async function startImagika(options: ImagikaOptions): Promise<RunningImag
     options.logLevel ?? "info",
     ...(options.extraArgs ?? []),
   ];
-  const [command, args] = placeCommand(process.execPath, nodeArgs, options.placement);
-  const child = spawnTracked(command, args, {
-    cwd: REPO_ROOT,
-    stdio: ["ignore", openSync(options.logPath, "a"), openSync(options.stderrPath, "a")],
+  const { child, url, command } = await startNodeServer({
+    name: "imagika",
+    nodeArgs,
+    port: options.port,
+    placement: options.placement,
+    stdoutPath: options.logPath,
+    stderrPath: options.stderrPath,
+    timeoutMs: 60_000,
   });
-  const url = `http://127.0.0.1:${options.port}`;
-  try {
-    await waitForHttp(`${url}/healthz`, child, 60_000);
-  } catch (error) {
-    await stopChild(child);
-    const stderr = readFileSync(options.stderrPath, "utf8").slice(-4000);
-    throw new Error(`imagika did not start: ${String(error)}\n${stderr}`, { cause: error });
-  }
   return {
     url,
     pid: child.pid ?? 0,
-    command: [command, ...args].join(" "),
+    command,
     pids: () => (child.pid === undefined ? [] : [child.pid, ...findChildPids(child.pid)]),
     stop: async () => {
       // SIGTERM: graceful close (idle keep-alive sockets are closed at once), SIGKILL after 15 s.

@@ -1,10 +1,9 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, openSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { isRunning, spawnTracked, stopChild } from "./children.ts";
-import { waitForHttp } from "./http-ready.ts";
-import { placeCommand } from "./placement.ts";
+import { isRunning, stopChild } from "./children.ts";
+import { startNodeServer } from "./http-ready.ts";
 import type { Placement } from "./placement.ts";
 
 const BENCH_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -55,21 +54,14 @@ export interface RunningIpx {
 /** ipx with its HTTP storage reading from the origin (it sends a HEAD for the metadata, then a GET, per request). */
 export async function startIpx(options: IpxOptions): Promise<RunningIpx> {
   const origin = new URL(options.originUrl);
-  const nodeArgs = ["--import", "tsx", join(BENCH_DIR, "lib", "ipx-server.ts"), String(options.port), origin.host];
-  const [command, args] = placeCommand(process.execPath, nodeArgs, options.placement);
-  const child = spawnTracked(command, args, {
-    cwd: REPO_ROOT,
-    stdio: ["ignore", "ignore", openSync(options.stderrPath, "a")],
+  const { child, url } = await startNodeServer({
+    name: "ipx",
+    nodeArgs: ["--import", "tsx", join(BENCH_DIR, "lib", "ipx-server.ts"), String(options.port), origin.host],
+    port: options.port,
+    placement: options.placement,
+    stderrPath: options.stderrPath,
+    timeoutMs: 30_000,
   });
-  const url = `http://127.0.0.1:${options.port}`;
-  try {
-    await waitForHttp(`${url}/healthz`, child, 30_000);
-  } catch (error) {
-    await stopChild(child);
-    throw new Error(`ipx did not start: ${String(error)}\n${readFileSync(options.stderrPath, "utf8").slice(-3000)}`, {
-      cause: error,
-    });
-  }
   const originBase = `http://${origin.host}${origin.pathname.replace(/\/$/, "")}`;
   return {
     url,
