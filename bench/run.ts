@@ -347,11 +347,6 @@ interface Results {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-async function timedStatus(url: string, accept = "image/webp,image/*"): Promise<{ ms: number; status: number }> {
-  const { ms, status } = await timedGet(url, accept);
-  return { ms, status };
-}
-
 async function main(): Promise<void> {
   const renderAt = process.argv.indexOf("--render");
   if (renderAt >= 0) {
@@ -777,12 +772,12 @@ async function main(): Promise<void> {
     );
     const rssBeforeBytes = readPeakRssBytes(overloadImagika.pid);
     await Promise.all(
-      Array.from({ length: settings.overloadConcurrency }, () => timedStatus(`${overloadImagika.url}/healthz`)),
+      Array.from({ length: settings.overloadConcurrency }, () => timedGet(`${overloadImagika.url}/healthz`)),
     );
     const overloadStarted = performance.now();
     const overloadResults = await Promise.all(
       Array.from({ length: settings.overloadConcurrency }, (_, i) =>
-        timedStatus(`${overloadImagika.url}/img/${mixedFiles[i % mixedFiles.length]}?w=${600 + i}&f=webp`),
+        timedGet(`${overloadImagika.url}/img/${mixedFiles[i % mixedFiles.length]}?w=${600 + i}&f=webp`),
       ),
     );
     const statuses: Record<string, number> = {};
@@ -887,7 +882,7 @@ async function main(): Promise<void> {
       await Promise.all(
         Array.from({ length: 16 }, async () => {
           while (cursor < requests.length) {
-            const r = await timedStatus(`${instance.url}${requests[cursor++]}`);
+            const r = await timedGet(`${instance.url}${requests[cursor++]}`);
             if (r.status !== 200) errors++;
           }
         }),

@@ -11,8 +11,8 @@ const files = new Map<string, Buffer>();
 for (const name of names) files.set(`/img/${name}`, readFileSync(join(dir, name)));
 
 const server = createServer((req, res) => {
-  const body = files.get(req.url ?? "");
   if (req.url === "/healthz") return void res.writeHead(204).end();
+  const body = files.get(req.url ?? "");
   if (body === undefined) return void res.writeHead(404, ["content-length", "0"]).end();
   res.writeHead(200, ["content-type", "image/jpeg", "content-length", String(body.byteLength)]);
   res.end(body);

@@ -1,6 +1,7 @@
 /**
  * Systems measured with wrk: Imagika (one process, or `imagika-2w` with --workers 2), nginx proxy_cache ("nginx",
- * the issue-2 peer), Varnish, nginx serving the originals from disk, and ipx (re-transforms every request).
+ * the issue-2 peer), Varnish, nginx serving the originals from disk, a bare node:http server ("node-bare", small file
+ * only), and ipx (re-transforms every request).
  */
 export type SystemName = "imagika" | "imagika-2w" | "nginx" | "varnish" | "nginx-static" | "node-bare" | "ipx";
 
