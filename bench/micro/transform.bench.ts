@@ -2,8 +2,8 @@ import sharp from "sharp";
 import { bench, describe } from "vitest";
 import { buildConfig, defaultSettings } from "../../src/config/config.ts";
 import type { TransformConfig } from "../../src/config/config.ts";
-import { negotiateFormat, variantKey } from "../../src/transform/negotiate.ts";
-import { parseTransformOptions } from "../../src/transform/options.ts";
+import { negotiateFormat, VariantKeys, variantKey } from "../../src/transform/negotiate.ts";
+import { parseTransformOptions, TransformOptionsParser } from "../../src/transform/options.ts";
 import type { TransformOptions } from "../../src/transform/options.ts";
 import { Transformer } from "../../src/transform/pipeline.ts";
 
@@ -22,6 +22,13 @@ describe("options → cache key (per request, hot path)", () => {
   bench("parse + negotiate + variantKey", () => {
     const options = parseTransformOptions(QUERY, LIMITS) ?? PARSED;
     variantKey(options, negotiateFormat(options, CHROME_ACCEPT), LIMITS);
+  });
+  // What a request does now: both remembered after the first request with this query and Accept.
+  const parser = new TransformOptionsParser(LIMITS);
+  const keys = new VariantKeys(LIMITS);
+  const rawQuery = QUERY.toString();
+  bench("TransformOptionsParser.parse + VariantKeys.resolve (remembered)", () => {
+    keys.resolve(parser.parse(rawQuery) ?? PARSED, CHROME_ACCEPT);
   });
 });
 

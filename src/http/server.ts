@@ -18,6 +18,7 @@ import { handleImage } from "./handlers/image.ts";
 import type { CacheOutcome, ImageHandlerOptions } from "./handlers/image.ts";
 import { sendError, sendJson } from "./respond.ts";
 import type { StaticFiles } from "./static-files.ts";
+import { TransformOptionsParser } from "../transform/options.ts";
 
 /** Longest request target accepted (414 beyond): image URLs are short; megabyte URLs are an attack. */
 export const MAX_URL_LENGTH = 8192;
@@ -55,6 +56,7 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     corsOrigin: config.corsOrigin,
     crossOriginResourcePolicy: config.crossOriginResourcePolicy,
     signingKeys: config.signingKeys,
+    queryParser: new TransformOptionsParser(deps.image),
   };
   const policy = limiter
     ? `"default";q=${limiter.burst};w=${Math.max(1, Math.ceil(limiter.burst / limiter.perSecond))}`

@@ -8,7 +8,8 @@ import { ProxyError } from "../errors.ts";
 import type { Fetcher } from "../fetcher/fetcher.ts";
 import { sniffImageFormat } from "../image-format.ts";
 import type { ImageFormat } from "../image-format.ts";
-import { negotiateFormat, variantKey } from "../transform/negotiate.ts";
+import { VariantKeys } from "../transform/negotiate.ts";
+import type { OutputFormat } from "../transform/negotiate.ts";
 import type { TransformOptions } from "../transform/options.ts";
 import type { TransformLimiter } from "../transform/limiter.ts";
 import type { Transformer } from "../transform/pipeline.ts";
@@ -106,9 +107,11 @@ export class ImageProxy {
   readonly #originalFlights = new Coalescer<Produced>();
   readonly #variantFlights = new Coalescer<Produced>();
   readonly #notFound: LRUCache<string, ProxyError> | undefined;
+  readonly #variantKeys: VariantKeys;
 
   constructor(deps: ImageProxyDeps) {
     this.#deps = deps;
+    this.#variantKeys = new VariantKeys(deps.limits);
     if (deps.negativeTtlSeconds > 0) {
       this.#notFound = new LRUCache<string, ProxyError>({
         max: 10_000,
@@ -130,10 +133,8 @@ export class ImageProxy {
       this.#deps.stats.hits++;
       return { variant: cached, cacheStatus: "hit", collapsed: false, varyAccept: false, timings: NO_TIMINGS };
     }
-    const format = negotiateFormat(request.options, request.accept);
-    const cached = this.#deps.variants.get(
-      variantCacheKey(request.path, variantKey(request.options, format, this.#deps.limits)),
-    );
+    const { canonical } = this.#variantKeys.resolve(request.options, request.accept);
+    const cached = this.#deps.variants.get(variantCacheKey(request.path, canonical));
     if (!cached) return undefined;
     this.#deps.stats.hits++;
     return {
@@ -155,8 +156,8 @@ export class ImageProxy {
     }
 
     const options = request.options;
-    const format = negotiateFormat(options, request.accept);
-    const key = variantCacheKey(request.path, variantKey(options, format, this.#deps.limits));
+    const { format, canonical } = this.#variantKeys.resolve(options, request.accept);
+    const key = variantCacheKey(request.path, canonical);
     const varyAccept = options.format === "auto";
     const { stats } = this.#deps;
     const { promise, joined } = this.#variantFlights.run(key, () =>
@@ -180,12 +181,7 @@ export class ImageProxy {
     };
   }
 
-  async #produceVariant(
-    key: string,
-    path: string,
-    options: TransformOptions,
-    format: ReturnType<typeof negotiateFormat>,
-  ): Promise<Produced> {
+  async #produceVariant(key: string, path: string, options: TransformOptions, format: OutputFormat): Promise<Produced> {
     const original = await this.#getOriginal(path);
     const result = await this.#deps.transformer.transform(original.variant.body, options, format);
     const variant: Variant = {

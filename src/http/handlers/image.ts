@@ -4,6 +4,7 @@ import type { Metrics } from "../../metrics.ts";
 import type { ImageProxy, ProxyResult } from "../../proxy/image-proxy.ts";
 import type { ProxyStats } from "../../proxy/stats.ts";
 import { parseTransformOptions } from "../../transform/options.ts";
+import type { TransformOptions, TransformOptionsParser } from "../../transform/options.ts";
 import { matchesIfNoneMatch, parseRange } from "../conditional.ts";
 import { ProxyError } from "../../errors.ts";
 import { parseImagePath } from "../path.ts";
@@ -20,6 +21,8 @@ export interface ImageHandlerOptions {
   readonly signingKeys: readonly string[];
   /** Remote mode (`/img?url=`) is on. */
   readonly isRemoteEnabled: boolean;
+  /** Parses (and remembers) the options of unsigned `/img/<path>?<options>` requests. */
+  readonly queryParser: TransformOptionsParser;
 }
 
 const REMOTE_KEYS: ReadonlySet<string> = new Set(["url"]);
@@ -66,7 +69,6 @@ export function handleImage(
 ): CacheOutcome | Promise<CacheOutcome> {
   const queryAt = url.indexOf("?");
   const query = queryAt < 0 ? "" : url.slice(queryAt + 1);
-  const params = new URLSearchParams(query);
   const isRemote = !url.startsWith("/img/");
   if (isRemote && !options.isRemoteEnabled) {
     throw new ProxyError(
@@ -74,11 +76,20 @@ export function handleImage(
       "remote mode is off: use /img/<path> (or start the proxy with --allowed-sources)",
     );
   }
-  const path = isRemote ? remoteSource(params) : parseImagePath(url.slice(5, queryAt < 0 ? undefined : queryAt)); // after "/img/"
   const isSigned = options.signingKeys.length > 0;
-  if (isSigned) verifySignature(isRemote ? "" : path, params, options.signingKeys, Date.now() / 1000);
-  const ignored = isRemote ? (isSigned ? SIGNED_REMOTE_KEYS : REMOTE_KEYS) : isSigned ? SIGNATURE_KEYS : undefined;
-  const transform = query === "" ? null : parseTransformOptions(params, options, ignored);
+  let path: string;
+  let transform: TransformOptions | null;
+  if (isRemote || isSigned) {
+    // The query also carries the source URL or the signature: parsed in full every time.
+    const params = new URLSearchParams(query);
+    path = isRemote ? remoteSource(params) : parseImagePath(url.slice(5, queryAt < 0 ? undefined : queryAt)); // after "/img/"
+    if (isSigned) verifySignature(isRemote ? "" : path, params, options.signingKeys, Date.now() / 1000);
+    const ignored = isRemote ? (isSigned ? SIGNED_REMOTE_KEYS : REMOTE_KEYS) : SIGNATURE_KEYS;
+    transform = query === "" ? null : parseTransformOptions(params, options, ignored);
+  } else {
+    path = parseImagePath(url.slice(5, queryAt < 0 ? undefined : queryAt)); // after "/img/"
+    transform = query === "" ? null : options.queryParser.parse(query);
+  }
   const request = { path, options: transform, accept: req.headers.accept };
   const hit = proxy.lookup(request);
   if (hit) {

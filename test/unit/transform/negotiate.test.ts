@@ -1,6 +1,12 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { negotiateFormat, variantKey } from "../../../src/transform/negotiate.ts";
+import {
+  MAX_REMEMBERED_ACCEPT_LENGTH,
+  MAX_REMEMBERED_ACCEPTS,
+  negotiateFormat,
+  VariantKeys,
+  variantKey,
+} from "../../../src/transform/negotiate.ts";
 import type { OutputFormat } from "../../../src/transform/negotiate.ts";
 import { parseTransformOptions } from "../../../src/transform/options.ts";
 import type { TransformOptions } from "../../../src/transform/options.ts";
@@ -145,5 +151,45 @@ describe("variantKey", () => {
 
   it("distinguishes lossless PNG from palette PNG", () => {
     expect(keyOf("f=png")).not.toBe(keyOf("f=png&q=80"));
+  });
+});
+
+describe("VariantKeys", () => {
+  const ACCEPTS = [CHROME, OLD_SAFARI, OLD_FIREFOX, undefined, "", "image/avif;q=0, image/webp", "IMAGE/AVIF"];
+  const QUERIES = ["w=10", "f=auto&w=800", "f=auto&w=800&q=50", "f=webp&w=320&dpr=2", "f=png", "f=png&q=80", "h=90"];
+
+  it("gives what negotiateFormat and variantKey give, for every Accept, asked in any order", () => {
+    const keys = new VariantKeys(LIMITS);
+    const parsed = QUERIES.map(options);
+    for (let round = 0; round < 3; round++) {
+      for (const accept of round === 1 ? [...ACCEPTS].reverse() : ACCEPTS) {
+        for (const opts of parsed) {
+          const format = negotiateFormat(opts, accept);
+          expect(keys.resolve(opts, accept)).toEqual({ format, canonical: variantKey(opts, format, LIMITS) });
+        }
+      }
+    }
+  });
+
+  it("never hands one Accept's key to another for the same options object (no poisoning through the memory)", () => {
+    const keys = new VariantKeys(LIMITS);
+    const auto = options("f=auto&w=800");
+    expect(keys.resolve(auto, "image/avif").format).toBe("avif");
+    expect(keys.resolve(auto, "image/webp").format).toBe("webp");
+    expect(keys.resolve(auto, "image/png").format).toBe("original");
+    expect(keys.resolve(auto, "image/avif").canonical).toBe(keyOf("f=auto&w=800", "image/avif"));
+    expect(keys.resolve(auto, "image/webp").canonical).not.toBe(keys.resolve(auto, "image/avif").canonical);
+  });
+
+  it("stays correct past MAX_REMEMBERED_ACCEPTS distinct Accept headers", () => {
+    const keys = new VariantKeys(LIMITS);
+    const auto = options("f=auto");
+    for (let i = 0; i < MAX_REMEMBERED_ACCEPTS * 2; i++) {
+      const withAvif = i % 2 === 0;
+      const accept = `${withAvif ? "image/avif" : "image/webp"}, x-test/n${i}`;
+      expect(keys.resolve(auto, accept).format).toBe(withAvif ? "avif" : "webp");
+    }
+    const long = `image/webp, ${"x".repeat(MAX_REMEMBERED_ACCEPT_LENGTH)}`;
+    expect(keys.resolve(auto, long).format).toBe("webp");
   });
 });

@@ -1,7 +1,15 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { isProxyError, ProxyError } from "../../../src/errors.ts";
-import { FITS, MAX_DPR, parseTransformOptions, REQUESTED_FORMATS } from "../../../src/transform/options.ts";
+import {
+  FITS,
+  MAX_DPR,
+  MAX_REMEMBERED_QUERIES,
+  MAX_REMEMBERED_QUERY_LENGTH,
+  parseTransformOptions,
+  REQUESTED_FORMATS,
+  TransformOptionsParser,
+} from "../../../src/transform/options.ts";
 import type { TransformOptions } from "../../../src/transform/options.ts";
 
 const LIMITS = { maxOutputDimension: 8192 };
@@ -187,5 +195,43 @@ describe("parseTransformOptions", () => {
       }),
       { numRuns: 2000 },
     );
+  });
+});
+
+describe("TransformOptionsParser", () => {
+  it("returns what parseTransformOptions returns, and the same object for the same query", () => {
+    const parser = new TransformOptionsParser(LIMITS);
+    for (const query of ["w=640&h=480&dpr=2&fit=contain&q=70&f=webp&enlarge=1", "f=auto&w=800", "q=75&w=800", "&"]) {
+      const first = parser.parse(query);
+      expect(first).toEqual(parse(query));
+      expect(parser.parse(query)).toBe(first);
+    }
+  });
+
+  it("refuses an invalid query every time and never remembers it", () => {
+    const parser = new TransformOptionsParser(LIMITS);
+    for (let i = 0; i < 3; i++) {
+      expect(() => parser.parse("w=0")).toThrow(/Invalid option w/);
+      expect(() => parser.parse("w=10&w=20")).toThrow(/more than once/);
+    }
+    expect(parser.size).toBe(0);
+  });
+
+  it("remembers at most MAX_REMEMBERED_QUERIES queries, and none longer than MAX_REMEMBERED_QUERY_LENGTH", () => {
+    const parser = new TransformOptionsParser(LIMITS);
+    for (let w = 1; w <= MAX_REMEMBERED_QUERIES * 3; w++) {
+      expect(parser.parse(`w=${w}`)).toEqual({ width: w, dpr: 1, enlarge: false });
+      expect(parser.size).toBeLessThanOrEqual(MAX_REMEMBERED_QUERIES);
+    }
+    const sized = new TransformOptionsParser(LIMITS);
+    const long = `w=800${"&".repeat(MAX_REMEMBERED_QUERY_LENGTH)}`;
+    expect(sized.parse(long)).toEqual({ width: 800, dpr: 1, enlarge: false });
+    expect(sized.size).toBe(0);
+  });
+
+  it("applies its own limits", () => {
+    const parser = new TransformOptionsParser({ maxOutputDimension: 100 });
+    expect(() => parser.parse("w=101")).toThrow(/an integer 1-100/);
+    expect(parser.parse("w=100")).toEqual({ width: 100, dpr: 1, enlarge: false });
   });
 });
