@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import sharp from "sharp";
 import { timedGet } from "./client.ts";
+import { getOnEach, openConnections } from "./raw-client.ts";
 import { median } from "./report.ts";
 import { placeCommand } from "./placement.ts";
 import type { Placement } from "./placement.ts";
@@ -174,6 +175,8 @@ export interface HerdRow {
 
 /** Requests in the warm-up herd each system gets first (ipx transforms every one of them). */
 const WARM_HERD = 20;
+/** What the herd's clients accept: the same as timedGet's default, so a herd asks for what a cold request asked. */
+const HERD_ACCEPT = "image/webp,image/*";
 
 /**
  * Scenario 4: `concurrency` simultaneous requests for one new variant per system, over connections opened just
@@ -181,7 +184,8 @@ const WARM_HERD = 20;
  * another new variant (`warmFile`) goes first, so the measured one runs on compiled code, as in a server that has been
  * up for a while. The connections are opened after the wait for idle servers: Imagika closes keep-alive connections
  * idle for 5 s, and a herd that had to reconnect measured 200 TCP handshakes (in one run, 0.3 s of proxy CPU instead
- * of 0.16 s).
+ * of 0.16 s). The requests go out through RawConnection, a client as lean as wrk, since the client shares its core with
+ * the origin (see raw-client.ts).
  */
 export async function runHerd(
   server: TransformServer,
@@ -191,16 +195,20 @@ export async function runHerd(
   originRequestCount: () => number,
   allPids: () => number[],
 ): Promise<HerdRow> {
-  await Promise.all(Array.from({ length: Math.min(WARM_HERD, concurrency) }, () => timedGet(server.urlFor(warmFile))));
+  const warmers = await openConnections(server.warmUrl, Math.min(WARM_HERD, concurrency));
+  await getOnEach(warmers, server.urlFor(warmFile), HERD_ACCEPT);
+  for (const c of warmers) c.close();
   await waitForIdle(allPids(), { timeoutMs: 120_000 });
-  await Promise.all(Array.from({ length: concurrency }, () => timedGet(server.warmUrl)));
+  const connections = await openConnections(server.warmUrl, concurrency);
+  await getOnEach(connections, server.warmUrl, HERD_ACCEPT);
   const originBefore = originRequestCount();
   const transformsBefore = await server.transformCount?.();
   const cpuBefore = sumCpuSeconds(server.cpuPids());
   const started = performance.now();
-  const results = await Promise.all(Array.from({ length: concurrency }, () => timedGet(server.urlFor(file))));
+  const results = await getOnEach(connections, server.urlFor(file), HERD_ACCEPT);
   const wallMs = performance.now() - started;
   const serverCpuSeconds = sumCpuSeconds(server.cpuPids()) - cpuBefore;
+  for (const c of connections) c.close();
   const transformsAfter = await server.transformCount?.();
   // ipx keeps working on what it queued; wait until it is done before the next system (and count its CPU).
   await waitForIdle(allPids(), { timeoutMs: 120_000 });
