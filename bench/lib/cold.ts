@@ -1,7 +1,7 @@
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import sharp from "sharp";
+import { BareSharpProcess } from "./bare-sharp.ts";
 import { timedGet } from "./client.ts";
 import { getOnEach, openConnections } from "./raw-client.ts";
 import { median } from "./report.ts";
@@ -38,16 +38,6 @@ export interface ColdRow {
   readonly note: string;
 }
 
-/** The pipeline Imagika runs for `?w=1280&f=webp` (q80), called directly: the floor. */
-export async function bareSharpWebp(original: Buffer): Promise<number> {
-  const out = await sharp(original)
-    .rotate()
-    .resize({ width: 1280, withoutEnlargement: true })
-    .webp({ quality: 80 })
-    .toBuffer();
-  return out.byteLength;
-}
-
 export interface ColdOptions {
   readonly servers: readonly TransformServer[];
   /** One distinct original per server and round (copies of one 4K JPEG), so every request is cold. */
@@ -74,11 +64,20 @@ function timeCommand(args: readonly string[], placement: Placement): number {
 
 /**
  * Scenario 3: cold 4K JPEG -> 1280 px, one request at a time. Rounds interleave the systems (rotating who goes
- * first), each on its own never-seen original, and wait until every server is idle first.
+ * first), each on its own never-seen original, and wait until every server is idle first. The bare sharp floor runs
+ * in its own process on the servers' core (BareSharpProcess), like vipsthumbnail.
  */
 export async function runColdSequential(options: ColdOptions): Promise<ColdRow[]> {
+  const bareSharp = await BareSharpProcess.start(options.originalPath, options.serverPlacement);
+  try {
+    return await measureCold(options, bareSharp);
+  } finally {
+    await bareSharp.stop();
+  }
+}
+
+async function measureCold(options: ColdOptions, bareSharp: BareSharpProcess): Promise<ColdRow[]> {
   const { servers, rounds } = options;
-  const original = readFileSync(options.originalPath);
   const allPids = (): number[] => servers.flatMap((s) => [...s.cpuPids()]);
   const samples = new Map<string, { ms: number[]; cpuMs: number[]; bytes: number; errors: number }>();
   const sample = (name: string) => {
@@ -89,7 +88,7 @@ export async function runColdSequential(options: ColdOptions): Promise<ColdRow[]
   // Warm-up: JIT, code paths and libvips in every process, on originals nobody measures.
   for (let w = 1; w <= options.warmupRequests; w++) {
     for (const server of servers) await timedGet(server.urlFor(options.fileFor(server.name, -w)));
-    await bareSharpWebp(original);
+    await bareSharp.run({ format: "webp" });
   }
   const vipsOut = join(options.tempDir, "vips-out.webp");
   const vipsArgs = [options.originalPath, "-s", "1280", "-o", `${vipsOut}[Q=80]`];
@@ -111,11 +110,11 @@ export async function runColdSequential(options: ColdOptions): Promise<ColdRow[]
         entry.bytes = r.bytes;
       }
     }
-    const started = performance.now();
-    const bytes = await bareSharpWebp(original);
+    await waitForIdle(allPids(), { sampleMs: 250 });
+    const floor = await bareSharp.run({ format: "webp" });
     const bare = sample("bare sharp");
-    bare.ms.push(performance.now() - started);
-    bare.bytes = bytes;
+    bare.ms.push(floor.ms);
+    bare.bytes = floor.bytes;
     const vips = sample("vipsthumbnail");
     vips.ms.push(timeCommand(vipsArgs, options.serverPlacement));
     vips.bytes = readFileSync(vipsOut).byteLength;
@@ -139,7 +138,7 @@ export async function runColdSequential(options: ColdOptions): Promise<ColdRow[]
       peakRssBytes: server ? readPeakRssBytes(server.rssPid) : undefined,
       note:
         name === "bare sharp"
-          ? "sharp 0.35 in the runner (core 1): rotate, resize, webp q80; no HTTP, no fetch"
+          ? "sharp 0.35 in its own process on the servers' core: rotate, resize, webp q80; no HTTP, no fetch"
           : name === "vipsthumbnail"
             ? `CLI incl. process start; start alone (--vips-version) ${vipsStartMs.toFixed(0)} ms`
             : server?.outputFormat === "jpeg"
