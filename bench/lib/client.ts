@@ -13,6 +13,8 @@ export interface Timed {
   readonly bytes: number;
   /** 0 when the request failed (connection error, timeout). */
   readonly status: number;
+  /** The response's Server-Timing header, when it sent one (Imagika does). */
+  readonly serverTiming?: string;
 }
 
 /** GET `url`, reading the whole body; never throws (a failure is status 0). */
@@ -26,7 +28,14 @@ export async function timedGet(url: string, accept = "image/webp,image/*", timeo
       bodyTimeout: timeoutMs,
     });
     const body = await res.body.arrayBuffer();
-    return { ms: performance.now() - started, bytes: body.byteLength, status: res.statusCode };
+    const ms = performance.now() - started;
+    const serverTiming = res.headers["server-timing"];
+    return {
+      ms,
+      bytes: body.byteLength,
+      status: res.statusCode,
+      ...(typeof serverTiming === "string" ? { serverTiming } : {}),
+    };
   } catch {
     return { ms: performance.now() - started, bytes: 0, status: 0 };
   }

@@ -79,10 +79,13 @@ export async function runColdSequential(options: ColdOptions): Promise<ColdRow[]
 async function measureCold(options: ColdOptions, bareSharp: BareSharpProcess): Promise<ColdRow[]> {
   const { servers, rounds } = options;
   const allPids = (): number[] => servers.flatMap((s) => [...s.cpuPids()]);
-  const samples = new Map<string, { ms: number[]; cpuMs: number[]; bytes: number; errors: number }>();
+  const samples = new Map<
+    string,
+    { ms: number[]; cpuMs: number[]; originMs: number[]; transformMs: number[]; bytes: number; errors: number }
+  >();
   const sample = (name: string) => {
     let entry = samples.get(name);
-    if (!entry) samples.set(name, (entry = { ms: [], cpuMs: [], bytes: 0, errors: 0 }));
+    if (!entry) samples.set(name, (entry = { ms: [], cpuMs: [], originMs: [], transformMs: [], bytes: 0, errors: 0 }));
     return entry;
   };
   // Warm-up: JIT, code paths and libvips in every process, on originals nobody measures.
@@ -107,6 +110,10 @@ async function measureCold(options: ColdOptions, bareSharp: BareSharpProcess): P
       else {
         entry.ms.push(r.ms);
         entry.cpuMs.push((sumCpuSeconds(pids) - cpuBefore) * 1000);
+        const origin = stageMs(r.serverTiming, "origin");
+        const transform = stageMs(r.serverTiming, "transform");
+        if (origin !== undefined) entry.originMs.push(origin);
+        if (transform !== undefined) entry.transformMs.push(transform);
         entry.bytes = r.bytes;
       }
     }
@@ -143,7 +150,7 @@ async function measureCold(options: ColdOptions, bareSharp: BareSharpProcess): P
             ? `CLI incl. process start; start alone (--vips-version) ${vipsStartMs.toFixed(0)} ms`
             : server?.outputFormat === "jpeg"
               ? "libgd; output is JPEG (image_filter cannot write WebP)"
-              : "through HTTP: origin fetch + transform",
+              : `through HTTP: origin fetch + transform${stagesNote(s.originMs, s.transformMs)}`,
     };
     rows.push(row);
     if (name === "vipsthumbnail")
@@ -157,6 +164,18 @@ async function measureCold(options: ColdOptions, bareSharp: BareSharpProcess): P
       });
   }
   return rows;
+}
+
+/** A stage's duration from a Server-Timing header (`origin;dur=7.1, transform;dur=160.2, ...`), ms. */
+function stageMs(serverTiming: string | undefined, stage: string): number | undefined {
+  const match = serverTiming === undefined ? null : new RegExp(`(?:^|,\\s*)${stage};dur=([\\d.]+)`).exec(serverTiming);
+  return match ? Number(match[1]) : undefined;
+}
+
+/** The server's own split of a cold request (Imagika's Server-Timing), medians: where the time went. */
+function stagesNote(originMs: readonly number[], transformMs: readonly number[]): string {
+  if (originMs.length === 0 || transformMs.length === 0) return "";
+  return `; Server-Timing medians: origin ${median([...originMs]).toFixed(1)} ms, transform ${median([...transformMs]).toFixed(0)} ms`;
 }
 
 export interface HerdRow {
