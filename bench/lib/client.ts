@@ -17,8 +17,11 @@ export interface Timed {
   readonly serverTiming?: string;
 }
 
+/** What the bench's clients accept unless told otherwise: WebP, like every current browser. */
+export const DEFAULT_ACCEPT = "image/webp,image/*";
+
 /** GET `url`, reading the whole body; never throws (a failure is status 0). */
-export async function timedGet(url: string, accept = "image/webp,image/*", timeoutMs = 120_000): Promise<Timed> {
+export async function timedGet(url: string, accept = DEFAULT_ACCEPT, timeoutMs = 120_000): Promise<Timed> {
   const started = performance.now();
   try {
     const res = await request(url, {

@@ -2,7 +2,7 @@ import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { BareSharpProcess } from "./bare-sharp.ts";
-import { timedGet } from "./client.ts";
+import { DEFAULT_ACCEPT, timedGet } from "./client.ts";
 import { getOnEach, openConnections } from "./raw-client.ts";
 import { median } from "./report.ts";
 import { placeCommand } from "./placement.ts";
@@ -193,8 +193,6 @@ export interface HerdRow {
 
 /** Requests in the warm-up herd each system gets first (ipx transforms every one of them). */
 const WARM_HERD = 20;
-/** What the herd's clients accept: the same as timedGet's default, so a herd asks for what a cold request asked. */
-const HERD_ACCEPT = "image/webp,image/*";
 
 /**
  * Scenario 4: `concurrency` simultaneous requests for one new variant per system, over connections opened just
@@ -214,16 +212,16 @@ export async function runHerd(
   allPids: () => number[],
 ): Promise<HerdRow> {
   const warmers = await openConnections(server.warmUrl, Math.min(WARM_HERD, concurrency));
-  await getOnEach(warmers, server.urlFor(warmFile), HERD_ACCEPT);
+  await getOnEach(warmers, server.urlFor(warmFile), DEFAULT_ACCEPT);
   for (const c of warmers) c.close();
   await waitForIdle(allPids(), { timeoutMs: 120_000 });
   const connections = await openConnections(server.warmUrl, concurrency);
-  await getOnEach(connections, server.warmUrl, HERD_ACCEPT);
+  await getOnEach(connections, server.warmUrl, DEFAULT_ACCEPT);
   const originBefore = originRequestCount();
   const transformsBefore = await server.transformCount?.();
   const cpuBefore = sumCpuSeconds(server.cpuPids());
   const started = performance.now();
-  const results = await getOnEach(connections, server.urlFor(file), HERD_ACCEPT);
+  const results = await getOnEach(connections, server.urlFor(file), DEFAULT_ACCEPT);
   const wallMs = performance.now() - started;
   const serverCpuSeconds = sumCpuSeconds(server.cpuPids()) - cpuBefore;
   for (const c of connections) c.close();

@@ -1,5 +1,6 @@
 import type { OptionLimits, TransformOptions } from "./options.ts";
 import { DEFAULT_QUALITY } from "./quality.ts";
+import { remember } from "./remember.ts";
 import { resolveTargetSize } from "./target-size.ts";
 
 /** "original" = encode in the original's own format (see resolveEncoding in pipeline.ts for gif, tiff, heif, svg). */
@@ -102,8 +103,7 @@ export const MAX_REMEMBERED_ACCEPT_LENGTH = 512;
  * negotiateFormat + variantKey on the request path, remembered: a cache hit would otherwise split the Accept header
  * and rebuild the canonical string every time (~9 µs of a variant hit's CPU under tsx on the 2-core bench machine).
  * Canonical strings hang off the options object (a WeakMap, so they go when it does: TransformOptionsParser hands
- * out the same object for the same query). Accept headers are bounded like TransformOptionsParser's queries:
- * emptied when full.
+ * out the same object for the same query). Accept headers are bounded by remember().
  */
 export class VariantKeys {
   readonly #limits: OptionLimits;
@@ -126,10 +126,7 @@ export class VariantKeys {
     const remembered = this.#autoByAccept.get(accept);
     if (remembered !== undefined) return remembered;
     const format = autoFormatFor(accept);
-    if (accept.length <= MAX_REMEMBERED_ACCEPT_LENGTH) {
-      if (this.#autoByAccept.size >= MAX_REMEMBERED_ACCEPTS) this.#autoByAccept.clear();
-      this.#autoByAccept.set(accept, format);
-    }
+    remember(this.#autoByAccept, accept, format, MAX_REMEMBERED_ACCEPTS, MAX_REMEMBERED_ACCEPT_LENGTH);
     return format;
   }
 }

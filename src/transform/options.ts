@@ -1,4 +1,5 @@
 import { ProxyError } from "../errors.ts";
+import { remember } from "./remember.ts";
 
 export type Fit = "cover" | "contain" | "fill" | "inside" | "outside";
 export type RequestedFormat = "auto" | "avif" | "webp" | "jpeg" | "png";
@@ -143,9 +144,8 @@ export const MAX_REMEMBERED_QUERY_LENGTH = 256;
  * parseTransformOptions for a raw query string, remembering valid option sets by their exact query string. A variant
  * hit spent ~13 µs of its CPU (under tsx, on the 2-core bench machine) building URLSearchParams and walking the
  * option table; a remembered query costs one Map lookup and returns the same frozen object, which also lets
- * VariantKeys remember the cache key. An invalid query throws every time and is never remembered. When full, the
- * memory is emptied instead of evicting one entry: Map.clear() is the cheapest bound, and the worst case (a new query
- * every request) costs what parsing without a memory costs.
+ * VariantKeys remember the cache key. An invalid query throws every time and is never remembered; the bound is
+ * remember()'s.
  */
 export class TransformOptionsParser {
   readonly #limits: OptionLimits;
@@ -160,10 +160,7 @@ export class TransformOptionsParser {
     const remembered = this.#byQuery.get(query);
     if (remembered !== undefined) return remembered;
     const options = parseTransformOptions(new URLSearchParams(query), this.#limits);
-    if (options !== null && query.length <= MAX_REMEMBERED_QUERY_LENGTH) {
-      if (this.#byQuery.size >= MAX_REMEMBERED_QUERIES) this.#byQuery.clear();
-      this.#byQuery.set(query, options);
-    }
+    if (options !== null) remember(this.#byQuery, query, options, MAX_REMEMBERED_QUERIES, MAX_REMEMBERED_QUERY_LENGTH);
     return options;
   }
 
