@@ -130,13 +130,16 @@ function formatDefault(spec: Setting<unknown>): string {
 /** `--help` text for a command. */
 export function formatHelp(usage: string, description: string, table: SettingTable, envPrefix: string): string {
   const lines = [`Usage: ${usage}`, "", description, "", "Options:"];
-  for (const spec of Object.values(table)) {
+  const specs = Object.values(table);
+  // The description column starts two spaces after the longest flag, so no flag runs into its text.
+  const width = Math.max("  --help".length, ...specs.map((spec) => `  --${spec.flag} <value>`.length)) + 2;
+  for (const spec of specs) {
     lines.push(
-      `  --${spec.flag} <value>`.padEnd(34) +
+      `  --${spec.flag} <value>`.padEnd(width) +
         `${spec.help} [default: ${formatDefault(spec)}; env ${envPrefix}${spec.env}]`,
     );
   }
-  lines.push("  --help".padEnd(34) + "Show this help");
+  lines.push("  --help".padEnd(width) + "Show this help");
   return lines.join("\n");
 }
 

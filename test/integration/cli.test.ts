@@ -29,6 +29,12 @@ describe("imagika CLI", () => {
     const proxy = await run(["proxy", "--help"]);
     expect(proxy.stdout).toContain("--cache-max-bytes");
     expect(proxy.stdout).toContain("IMAGIKA_RATE_LIMIT");
+    // One description column, at least two spaces after the longest flag (long flags once ran into their text).
+    const options = proxy.stdout.split("\n").filter((line) => line.startsWith("  --"));
+    const columns = new Set(options.map((line) => /^ {2}--\S+(?: <value>)? {2,}/.exec(line)?.[0].length ?? -1));
+    expect(options.length).toBeGreaterThan(40);
+    expect([...columns]).toHaveLength(1);
+    expect(columns.has(-1)).toBe(false);
   });
 
   it("exits 2 with one message naming every bad setting", async () => {
