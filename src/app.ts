@@ -3,6 +3,8 @@ import type { AddressInfo } from "node:net";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { MemoryCache } from "./cache/memory-cache.ts";
+import { joinCluster } from "./cluster.ts";
+import type { StatsSnapshot } from "./cluster-stats.ts";
 import type { Config } from "./config/config.ts";
 import { ProxyError } from "./errors.ts";
 import type { Fetcher } from "./fetcher/fetcher.ts";
@@ -117,7 +119,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     throw new ProxyError("NOT_FOUND", `this origin (${fetcher.description}) has no listing`);
   };
 
-  const snapshot = (): unknown => {
+  const snapshot = (): StatsSnapshot => {
     const o = originals.stats();
     const v = variants.stats();
     const t = transformer.stats();
@@ -274,6 +276,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     ...scaleOut.metrics,
   ]);
 
+  // Under --workers: /metrics and /api/stats describe every worker, not the one the request landed on.
+  const clusterView = joinCluster(metrics.registry, snapshot);
   const http = createHttpServer({
     config: config.http,
     image: { maxOutputDimension: config.transform.maxOutputDimension, isRemoteEnabled: remote !== undefined },
@@ -284,7 +288,22 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     metrics,
     checkOrigin: () => fetcher.checkReady(),
     listImages,
-    snapshot,
+    snapshot: clusterView
+      ? () =>
+          clusterView.stats().catch((error: unknown) => {
+            log.warn({ err: String(error) }, "cluster-wide stats unavailable; answering with this worker's");
+            return { ...snapshot(), workers: 1, clusterError: String(error) };
+          })
+      : snapshot,
+    renderMetrics: clusterView
+      ? async () => ({
+          contentType: metrics.registry.contentType,
+          body: await clusterView.metrics().catch(async (error: unknown) => {
+            log.warn({ err: String(error) }, "cluster-wide metrics unavailable; answering with this worker's");
+            return (await metrics.render()).body;
+          }),
+        })
+      : () => metrics.render(),
     staticFiles,
   });
 

@@ -36,7 +36,10 @@ export interface HttpDeps {
   readonly metrics: Metrics;
   readonly checkOrigin: () => Promise<void>;
   readonly listImages: () => Promise<Buffer>;
+  /** /api/stats: this process's figures, or (under --workers) every worker's merged. */
   readonly snapshot: () => unknown;
+  /** /metrics in the Prometheus text format. */
+  readonly renderMetrics: () => Promise<{ readonly contentType: string; readonly body: string }>;
   readonly staticFiles: StaticFiles | undefined;
 }
 
@@ -187,7 +190,7 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     if (pathname === "/healthz") return void handleHealth(res);
     if (pathname === "/readyz") return void (await handleReady(res, shuttingDown, deps.checkOrigin));
     if (pathname === "/metrics") {
-      const { contentType, body } = await deps.metrics.render();
+      const { contentType, body } = await deps.renderMetrics();
       res.writeHead(200, {
         "content-type": contentType,
         "content-length": Buffer.byteLength(body),
@@ -196,7 +199,8 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
       res.end(method === "HEAD" ? undefined : body);
       return undefined;
     }
-    if (pathname === "/api/stats") return void sendJson(res, 200, deps.snapshot(), { "cache-control": "no-store" });
+    if (pathname === "/api/stats")
+      return void sendJson(res, 200, await deps.snapshot(), { "cache-control": "no-store" });
     if (pathname === "/api/images") return void (await handleImages(res, deps.listImages));
     if (pathname === "/api/cache" || pathname.startsWith("/api/cache/")) {
       return void (await handlePurge(req, res, url, deps.proxy, config.adminToken));

@@ -153,4 +153,42 @@ describe("proxy processes sharing disk and Redis", () => {
     await workers.stop();
     expect(workers.child.exitCode).toBe(0);
   });
+
+  it("answers /metrics and /api/stats for every --workers worker, whichever one the scrape reaches", async () => {
+    const workers = await spawnProxy(["--workers", "2", "--rate-limit", "0"]);
+    origin.set("/counted.jpg", bytesRoute(jpeg, "image/jpeg"));
+    // One connection per request: the primary hands connections to the workers in turn.
+    for (let i = 0; i < 20; i++) {
+      const res = await fetch(`${workers.url}/img/counted.jpg`, { headers: { connection: "close" } });
+      expect(res.status).toBe(200);
+      await res.arrayBuffer();
+    }
+    expect(origin.count("/counted.jpg")).toBe(2); // each worker has its own memory cache: one miss each
+
+    for (let scrape = 0; scrape < 4; scrape++) {
+      const stats = (await (await fetch(`${workers.url}/api/stats`, { headers: { connection: "close" } })).json()) as {
+        workers: number;
+        hits: number;
+        misses: number;
+        originFetches: number;
+        hitRatio: number;
+      };
+      expect(stats).toMatchObject({ workers: 2, hits: 18, misses: 2, originFetches: 2, hitRatio: 0.9 });
+
+      const text = await (await fetch(`${workers.url}/metrics`, { headers: { connection: "close" } })).text();
+      const images = [...text.matchAll(/^imagika_http_requests_total\{([^}]*)\} (\d+)$/gm)].filter(([, labels]) =>
+        labels!.includes('route="img"'),
+      );
+      const byWorker = new Map<string, number>();
+      for (const [, labels, value] of images) {
+        const worker = /worker="(\d+)"/.exec(labels!)?.[1] ?? "none";
+        byWorker.set(worker, (byWorker.get(worker) ?? 0) + Number(value));
+      }
+      expect(byWorker.size).toBe(2); // both workers' series, each labelled with its id
+      expect(byWorker.has("none")).toBe(false);
+      expect([...byWorker.values()].reduce((a, b) => a + b, 0)).toBe(20);
+      expect(text.match(/^# TYPE imagika_http_requests_total counter$/gm)).toHaveLength(1);
+    }
+    await workers.stop();
+  });
 });
