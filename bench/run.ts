@@ -197,13 +197,13 @@ function parseSettings(argv: readonly string[]): Settings | undefined {
     niceness: values.nice ? -10 : 0,
     ipxSeconds: isQuick ? 2 : 5,
     coldRounds: isQuick ? 3 : 7,
-    herdSize: isQuick ? 30 : 200,
+    herdSize: isQuick ? 20 : 200,
     mixedOriginals: isQuick ? 2 : 12,
     mixedRequests: isQuick ? 250 : 1000,
-    mixedMaxSeconds: isQuick ? 7 : 150,
+    mixedMaxSeconds: isQuick ? 4 : 150,
     mixedWindowSeconds: 2,
-    overloadConcurrency: isQuick ? 32 : 64,
-    workersColdVariants: isQuick ? 8 : 24,
+    overloadConcurrency: isQuick ? 24 : 64,
+    workersColdVariants: isQuick ? 4 : 24,
   };
 }
 
