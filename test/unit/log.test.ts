@@ -1,6 +1,9 @@
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
-import { createRequestLog } from "../../src/log.ts";
+import { createLogger, createRequestLog } from "../../src/log.ts";
 
 describe("createRequestLog", () => {
   it("writes the same JSON line pino would, one per request, escaping the path", () => {
@@ -41,5 +44,28 @@ describe("request log batching", () => {
     expect(lines.map((line) => (JSON.parse(line) as { reqId: string }).reqId)).toEqual(
       Array.from({ length: 70 }, (_, i) => `id-${i}`),
     );
+  });
+});
+
+describe("createLogger", () => {
+  it("writes each batch to its file descriptor before flush() returns (no thread-pool round trip)", () => {
+    const dir = mkdtempSync(join(tmpdir(), "imagika-log-"));
+    const fd = openSync(join(dir, "out.log"), "a");
+    try {
+      const logger = createLogger({ level: "info", pretty: false }, fd);
+      const requestLog = createRequestLog(logger);
+      for (let i = 0; i < 64; i++) requestLog(`id-${i}`, "GET", `/img/${i}.jpg`, 200, "hit", 1);
+      expect(readFileSync(join(dir, "out.log"), "utf8").trim().split("\n")).toHaveLength(64); // a full batch
+      requestLog("id-64", "GET", "/img/64.jpg", 200, "miss", 2);
+      requestLog.flush();
+      logger.warn("after");
+      const lines = readFileSync(join(dir, "out.log"), "utf8").trim().split("\n");
+      expect(lines).toHaveLength(66);
+      expect(JSON.parse(lines[64]!)).toMatchObject({ reqId: "id-64", cache: "miss" });
+      expect(JSON.parse(lines[65]!)).toMatchObject({ level: 40, msg: "after" });
+    } finally {
+      closeSync(fd);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
