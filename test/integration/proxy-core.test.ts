@@ -48,8 +48,14 @@ beforeAll(async () => {
     "/reset.jpg": (req) => {
       req.socket.destroy();
     },
+    "/short.jpg": (_req, res) => {
+      // Declares 800 KB (under the test's 1 MiB cap), sends 400 KB, then drops the connection: a truncated body is
+      // an origin failure (the proxy fills a buffer of the declared size as bytes arrive; it must not use the part).
+      res.writeHead(200, { "content-type": "image/jpeg", "content-length": 800 * 1024 });
+      res.write(Buffer.alloc(400 * 1024, 0xff), () => res.socket?.destroy());
+    },
     "/liar.jpg": (_req, res) => {
-      // Declares 1000 bytes, then streams 3 MB with chunked framing abandoned: the cap must hold while streaming.
+      // Declares no length (chunked) and streams 3 MB: the cap must hold while streaming, whatever the headers say.
       res.writeHead(200, { "content-type": "image/jpeg" });
       const chunk = Buffer.alloc(64 * 1024, 0xff);
       let sent = 0;
@@ -288,6 +294,7 @@ describe("errors", () => {
     await expectError(`${proxy.url}/img/stall.jpg`, 504, "ORIGIN_TIMEOUT");
     await expectError(`${proxy.url}/img/text.jpg`, 415, "NOT_AN_IMAGE");
     await expectError(`${proxy.url}/img/liar.jpg`, 413, "SOURCE_TOO_LARGE");
+    await expectError(`${proxy.url}/img/short.jpg`, 502, "ORIGIN_FAILED");
     await expectError(`${proxy.url}/img/photo.jpg?bogus=1`, 400, "INVALID_OPTIONS");
     await expectError(`${proxy.url}/api/nope`, 404, "NOT_FOUND");
     const before = origin.count("/boom.jpg");
