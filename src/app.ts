@@ -279,7 +279,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   ]);
 
   // Under --workers: /metrics and /api/stats describe every worker, not the one the request landed on.
-  const clusterView = joinCluster(metrics.registry, snapshot);
+  const clusterView = joinCluster({ metrics, snapshot, log });
   const http = createHttpServer({
     config: config.http,
     image: { maxOutputDimension: config.transform.maxOutputDimension, isRemoteEnabled: remote !== undefined },
@@ -290,22 +290,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     metrics,
     checkOrigin: () => fetcher.checkReady(),
     listImages,
-    snapshot: clusterView
-      ? () =>
-          clusterView.stats().catch((error: unknown) => {
-            log.warn({ err: String(error) }, "cluster-wide stats unavailable; answering with this worker's");
-            return { ...snapshot(), workers: 1, clusterError: String(error) };
-          })
-      : snapshot,
-    renderMetrics: clusterView
-      ? async () => ({
-          contentType: metrics.registry.contentType,
-          body: await clusterView.metrics().catch(async (error: unknown) => {
-            log.warn({ err: String(error) }, "cluster-wide metrics unavailable; answering with this worker's");
-            return (await metrics.render()).body;
-          }),
-        })
-      : () => metrics.render(),
+    snapshot: clusterView ? () => clusterView.stats() : snapshot,
+    renderMetrics: clusterView ? () => clusterView.render() : () => metrics.render(),
     staticFiles,
   });
 

@@ -1,9 +1,10 @@
 import cluster from "node:cluster";
 import type { Worker } from "node:cluster";
 import { AggregatorRegistry } from "prom-client";
-import type { Registry } from "prom-client";
 import { mergeStats } from "./cluster-stats.ts";
 import type { StatsSnapshot } from "./cluster-stats.ts";
+import type { Logger } from "./log.ts";
+import type { Metrics } from "./metrics.ts";
 
 /** A worker that dies sooner than this after starting is crash-looping: wait before replacing it. */
 const MIN_UPTIME_MS = 5000;
@@ -130,7 +131,7 @@ function answerClusterQueries(): void {
 /** What a worker's /metrics and /api/stats answer with under `--workers`. */
 export interface ClusterView {
   /** Every worker's metrics in one exposition, each series labelled with its `worker` id. */
-  metrics(): Promise<string>;
+  render(): Promise<{ contentType: string; body: string }>;
   /** Every worker's /api/stats merged (mergeStats). */
   stats(): Promise<StatsSnapshot>;
 }
@@ -138,13 +139,19 @@ export interface ClusterView {
 /**
  * In a `--workers` worker: labels this worker's metrics with `worker="<id>"` (so series from different workers stay
  * apart instead of being summed into counters that drop when a worker is replaced), lets the primary collect them
- * and `snapshot`, and returns the view that asks the primary for everyone's. Undefined outside a cluster worker.
+ * and `snapshot`, and returns the view that asks the primary for everyone's. When the primary does not answer, the
+ * view answers with this worker's own figures and logs a warning. Undefined outside a cluster worker.
  */
-export function joinCluster(registry: Registry, snapshot: () => StatsSnapshot): ClusterView | undefined {
+export function joinCluster(options: {
+  readonly metrics: Metrics;
+  readonly snapshot: () => StatsSnapshot;
+  readonly log: Logger;
+}): ClusterView | undefined {
   const self = cluster.worker;
   if (!cluster.isWorker || self === undefined) return undefined;
-  registry.setDefaultLabels({ worker: String(self.id) });
-  AggregatorRegistry.setRegistries(registry);
+  const { metrics, snapshot, log } = options;
+  metrics.registry.setDefaultLabels({ worker: String(self.id) });
+  AggregatorRegistry.setRegistries(metrics.registry);
   new AggregatorRegistry(); // answers the primary's requests for this worker's metrics
   let nextId = 0;
   const waiting = new Map<number, (answer: Answer) => void>();
@@ -170,8 +177,24 @@ export function joinCluster(registry: Registry, snapshot: () => StatsSnapshot): 
       });
       process.send?.({ type: "imagika:ask", id, what } satisfies Ask);
     });
+  const warn = (what: string, error: unknown): void =>
+    log.warn({ err: String(error) }, `cluster-wide ${what} unavailable; answering with this worker's`);
   return {
-    metrics: async () => (await ask("metrics")).body ?? "",
-    stats: async () => (await ask("stats")).stats ?? {},
+    render: () =>
+      ask("metrics").then(
+        (answer) => ({ contentType: metrics.registry.contentType, body: answer.body ?? "" }),
+        (error: unknown) => {
+          warn("metrics", error);
+          return metrics.render();
+        },
+      ),
+    stats: () =>
+      ask("stats").then(
+        (answer) => answer.stats ?? {},
+        (error: unknown) => {
+          warn("stats", error);
+          return { ...snapshot(), workers: 1, clusterError: String(error) };
+        },
+      ),
   };
 }
