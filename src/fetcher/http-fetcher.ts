@@ -3,6 +3,8 @@ import type { Dispatcher } from "undici";
 import type { OriginConfig } from "../config/config.ts";
 import { ProxyError } from "../errors.ts";
 import type { Fetcher } from "./fetcher.ts";
+import { OriginClient } from "./origin-client.ts";
+import type { OriginResponse } from "./origin-client.ts";
 import { checkUntrustedUrl, guardedLookup, hostMatches } from "./ssrf.ts";
 
 /** Largest origin listing (/index.json) relayed to /api/images. */
@@ -23,6 +25,8 @@ export class HttpFetcher implements Fetcher {
   readonly #agent: Agent;
   /** Connections anywhere else (redirect targets, remote mode): every resolved address passes the SSRF guard. */
   readonly #guardedAgent: Agent;
+  /** GETs to a plain-HTTP configured origin (see origin-client.ts for why it is not undici). */
+  readonly #originClient: OriginClient | undefined;
 
   /** `config.spec` may be a non-HTTP origin: then only remote mode (fetchUrl) uses this fetcher. */
   constructor(config: OriginConfig) {
@@ -45,6 +49,20 @@ export class HttpFetcher implements Fetcher {
       connections: config.connections,
       connect: { timeout: config.connectTimeoutMs, ...(config.allowPrivateOrigins ? {} : { lookup: guardedLookup }) },
     });
+    const base = config.spec.kind === "http" ? new URL(config.spec.baseUrl) : undefined;
+    this.#originClient =
+      base?.protocol === "http:"
+        ? new OriginClient({
+            host: base.hostname.replace(/^\[|\]$/g, ""), // IPv6 literals come bracketed
+            port: Number(base.port || 80),
+            hostHeader: base.host,
+            maxConnections: config.connections,
+            connectTimeoutMs: config.connectTimeoutMs,
+            headersTimeoutMs: config.headersTimeoutMs,
+            bodyTimeoutMs: config.bodyTimeoutMs,
+            keepAliveMs: common.keepAliveTimeout,
+          })
+        : undefined;
   }
 
   /** URL of `path` under the base URL, each segment percent-encoded again. */
@@ -86,6 +104,7 @@ export class HttpFetcher implements Fetcher {
   }
 
   async close(): Promise<void> {
+    this.#originClient?.close();
     await Promise.all([this.#agent.close(), this.#guardedAgent.close()]);
   }
 
@@ -98,7 +117,10 @@ export class HttpFetcher implements Fetcher {
       if (!isTrusted) checkUntrustedUrl(target, this.#config.allowPrivateOrigins);
       let response: OriginResponse;
       try {
-        response = await getOnce(isTrusted ? this.#agent : this.#guardedAgent, target, maxBytes, combined);
+        response =
+          isTrusted && this.#originClient
+            ? await this.#originClient.get(target.pathname + target.search, ORIGIN_HEADER_LINES, maxBytes, combined)
+            : await getOnce(isTrusted ? this.#agent : this.#guardedAgent, target, maxBytes, combined);
       } catch (error) {
         throw translateError(error, deadline);
       }
@@ -114,13 +136,6 @@ export class HttpFetcher implements Fetcher {
   }
 }
 
-/** What one GET came back with: the body of a 200, else the status (and a redirect's Location). */
-interface OriginResponse {
-  readonly statusCode: number;
-  readonly location: string | undefined;
-  readonly body: Buffer | undefined;
-}
-
 /** Request headers of every origin GET. */
 const ORIGIN_REQUEST_HEADERS = {
   accept: "image/avif,image/webp,image/*;q=0.9,*/*;q=0.5",
@@ -128,6 +143,11 @@ const ORIGIN_REQUEST_HEADERS = {
   // No client header (Cookie, Authorization) is ever forwarded: every origin response is public.
   "accept-encoding": "identity",
 };
+
+/** ORIGIN_REQUEST_HEADERS as header lines, for OriginClient. */
+const ORIGIN_HEADER_LINES = Object.entries(ORIGIN_REQUEST_HEADERS)
+  .map(([name, value]) => `${name}: ${value}\r\n`)
+  .join("");
 
 /** Bytes of a non-200 body read (and dropped) to keep the connection; past this the connection is cut instead. */
 const DISCARD_LIMIT = 64 * 1024;
