@@ -104,6 +104,13 @@ const OVERLOAD_CACHE_BYTES = 64 * 1024 ** 2;
  * (undici's body path still interpreted) against 4-5 ms once warm.
  */
 const COLD_WARMUP_REQUESTS = 4;
+/**
+ * Herds per system, each on a new variant; the report takes the median wall time. ipx runs one: it transforms every
+ * request (~27 s per herd of 200), and its herd is a comparison, not a target.
+ */
+const herdRunsOf = (system: string): number => (system === "ipx" ? 1 : 3);
+const herdFile = (system: string, run: number): string => `herd-${system.replace(/\W+/g, "-")}-${run}.jpg`;
+
 /** The variant every cold/herd request asks for. */
 const COLD_QUERY = "w=1280&f=webp";
 
@@ -196,7 +203,7 @@ function parseSettings(argv: readonly string[]): Settings | undefined {
     isPinned: canPin(),
     niceness: values.nice ? -10 : 0,
     ipxSeconds: isQuick ? 2 : 5,
-    coldRounds: isQuick ? 3 : 7,
+    coldRounds: isQuick ? 3 : 9,
     herdSize: isQuick ? 20 : 200,
     mixedOriginals: isQuick ? 2 : 12,
     mixedRequests: isQuick ? 250 : 1000,
@@ -413,7 +420,8 @@ async function main(): Promise<void> {
     for (const system of coldSystems) {
       for (let round = -COLD_WARMUP_REQUESTS; round < settings.coldRounds; round++)
         copyFileSync(coldSource, join(originDir, coldFile(system, round)));
-      copyFileSync(coldSource, join(originDir, `herd-${system.replace(/\W+/g, "-")}.jpg`));
+      for (let run = 0; run < herdRunsOf(system); run++)
+        copyFileSync(coldSource, join(originDir, herdFile(system, run)));
       copyFileSync(coldSource, join(originDir, `herd-warm-${system.replace(/\W+/g, "-")}.jpg`));
     }
     origin = await startOriginServer({
@@ -669,7 +677,7 @@ async function main(): Promise<void> {
       progress(`herd: ${settings.herdSize} concurrent requests for one new variant on ${server.name}`);
       const row = await runHerd(
         server,
-        `herd-${server.name.replace(/\W+/g, "-")}.jpg`,
+        Array.from({ length: herdRunsOf(server.name) }, (_, run) => herdFile(server.name, run)),
         `herd-warm-${server.name.replace(/\W+/g, "-")}.jpg`,
         settings.herdSize,
         originCount,
@@ -677,7 +685,7 @@ async function main(): Promise<void> {
       );
       herd.push(row);
       progress(
-        `  ${server.name}: ${row.wallMs.toFixed(0)} ms wall, ${row.ok} ok, ${row.errors} errors, origin requests ${row.originRequests}, transforms ${row.transforms ?? "n/a"}, server CPU ${row.serverCpuSeconds.toFixed(2)} s, peak RSS ${mib(row.peakRssBytes)} MiB`,
+        `  ${server.name}: ${row.wallMs.toFixed(0)} ms wall (median of ${row.runs}: ${row.wallsMs.map((w) => w.toFixed(0)).join(", ")}), ${row.ok} ok, ${row.errors} errors, origin requests ${row.originRequests}, transforms ${row.transforms ?? "n/a"}, server CPU ${row.serverCpuSeconds.toFixed(2)} s, peak RSS ${mib(row.peakRssBytes)} MiB`,
       );
     }
 
@@ -1012,7 +1020,7 @@ function verdicts(r: Results): Verdict[] {
   if (hi && ci)
     out.push({
       target: "herd (issue 4): wall time <= 1.3x one cold request",
-      measured: `${(hi.wallMs / ci.medianMs).toFixed(2)}x (${hi.wallMs.toFixed(0)} vs ${ci.medianMs.toFixed(0)} ms, the cold median above)`,
+      measured: `${(hi.wallMs / ci.medianMs).toFixed(2)}x (median of ${hi.runs} herds ${hi.wallMs.toFixed(0)} vs ${ci.medianMs.toFixed(0)} ms, the cold median above)`,
       isMet: hi.wallMs / ci.medianMs <= 1.3,
     });
   const gap = r.mixed.hitRatio - r.mixed.lruHitRatio;
@@ -1056,7 +1064,9 @@ function formatReportBody(r: Results, isMarkdown: boolean): string {
   const herdRows = r.herd.map((x) => [
     x.system,
     String(x.concurrency),
+    String(x.runs),
     x.wallMs.toFixed(0),
+    x.wallsMs.map((w) => w.toFixed(0)).join(", "),
     `${x.ok}/${x.errors}`,
     String(x.originRequests),
     x.transforms === undefined ? "n/a" : String(x.transforms),
@@ -1147,7 +1157,18 @@ function formatReportBody(r: Results, isMarkdown: boolean): string {
     ),
     h(`4. Herd: ${r.herd[0]?.concurrency ?? "?"} concurrent requests for one new variant`),
     t(
-      ["system", "requests", "wall ms", "ok/errors", "origin requests", "transforms", "server CPU s", "peak RSS MiB"],
+      [
+        "system",
+        "requests",
+        "herds",
+        "wall ms (median)",
+        "each herd ms",
+        "ok/errors",
+        "origin requests (per herd, most)",
+        "transforms (per herd, most)",
+        "server CPU s (median)",
+        "peak RSS MiB",
+      ],
       herdRows,
     ),
     h("5. Mixed Zipf workload, memory cache at 10% of the working set"),

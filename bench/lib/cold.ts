@@ -81,11 +81,23 @@ async function measureCold(options: ColdOptions, bareSharp: BareSharpProcess): P
   const allPids = (): number[] => servers.flatMap((s) => [...s.cpuPids()]);
   const samples = new Map<
     string,
-    { ms: number[]; cpuMs: number[]; originMs: number[]; transformMs: number[]; bytes: number; errors: number }
+    {
+      ms: number[];
+      cpuMs: number[];
+      originMs: number[];
+      transformMs: number[];
+      totalMs: number[];
+      bytes: number;
+      errors: number;
+    }
   >();
   const sample = (name: string) => {
     let entry = samples.get(name);
-    if (!entry) samples.set(name, (entry = { ms: [], cpuMs: [], originMs: [], transformMs: [], bytes: 0, errors: 0 }));
+    if (!entry)
+      samples.set(
+        name,
+        (entry = { ms: [], cpuMs: [], originMs: [], transformMs: [], totalMs: [], bytes: 0, errors: 0 }),
+      );
     return entry;
   };
   // Warm-up: JIT, code paths and libvips in every process, on originals nobody measures.
@@ -112,8 +124,10 @@ async function measureCold(options: ColdOptions, bareSharp: BareSharpProcess): P
         entry.cpuMs.push((sumCpuSeconds(pids) - cpuBefore) * 1000);
         const origin = stageMs(r.serverTiming, "origin");
         const transform = stageMs(r.serverTiming, "transform");
+        const total = stageMs(r.serverTiming, "total");
         if (origin !== undefined) entry.originMs.push(origin);
         if (transform !== undefined) entry.transformMs.push(transform);
+        if (total !== undefined) entry.totalMs.push(total);
         entry.bytes = r.bytes;
       }
     }
@@ -150,7 +164,7 @@ async function measureCold(options: ColdOptions, bareSharp: BareSharpProcess): P
             ? `CLI incl. process start; start alone (--vips-version) ${vipsStartMs.toFixed(0)} ms`
             : server?.outputFormat === "jpeg"
               ? "libgd; output is JPEG (image_filter cannot write WebP)"
-              : `through HTTP: origin fetch + transform${stagesNote(s.originMs, s.transformMs)}`,
+              : `through HTTP: origin fetch + transform${stagesNote(s.originMs, s.transformMs, s.totalMs)}`,
     };
     rows.push(row);
     if (name === "vipsthumbnail")
@@ -172,21 +186,32 @@ function stageMs(serverTiming: string | undefined, stage: string): number | unde
   return match ? Number(match[1]) : undefined;
 }
 
-/** The server's own split of a cold request (Imagika's Server-Timing), medians: where the time went. */
-function stagesNote(originMs: readonly number[], transformMs: readonly number[]): string {
+/**
+ * The server's own split of a cold request (Imagika's Server-Timing), medians: where the time went. `total` is the
+ * proxy's time from the parsed request to its response head; the rest of the client's time is the HTTP exchange.
+ */
+function stagesNote(originMs: readonly number[], transformMs: readonly number[], totalMs: readonly number[]): string {
   if (originMs.length === 0 || transformMs.length === 0) return "";
-  return `; Server-Timing medians: origin ${median([...originMs]).toFixed(1)} ms, transform ${median([...transformMs]).toFixed(0)} ms`;
+  const total = totalMs.length === 0 ? "" : `, total ${median(totalMs).toFixed(0)} ms`;
+  return `; Server-Timing medians: origin ${median(originMs).toFixed(1)} ms, transform ${median(transformMs).toFixed(0)} ms${total}`;
 }
 
 export interface HerdRow {
   readonly system: string;
   readonly concurrency: number;
+  /** Herds run, each on its own new variant. */
+  readonly runs: number;
+  /** Median wall time of the herds, ms. */
   readonly wallMs: number;
+  readonly wallsMs: readonly number[];
+  /** Over every herd. */
   readonly ok: number;
   readonly errors: number;
-  /** Requests the origin saw (ipx sends a HEAD and a GET per transform). */
+  /** Requests the origin saw, the most in any one herd (ipx sends a HEAD and a GET per transform). */
   readonly originRequests: number;
+  /** Transforms, the most in any one herd. */
   readonly transforms: number | undefined;
+  /** Server CPU of one herd, median, s. */
   readonly serverCpuSeconds: number;
   readonly peakRssBytes: number;
 }
@@ -201,11 +226,13 @@ const WARM_HERD = 20;
  * up for a while. The connections are opened after the wait for idle servers: Imagika closes keep-alive connections
  * idle for 5 s, and a herd that had to reconnect measured 200 TCP handshakes (in one run, 0.3 s of proxy CPU instead
  * of 0.16 s). The requests go out through RawConnection, a client as lean as wrk, since the client shares its core with
- * the origin (see raw-client.ts).
+ * the origin (see raw-client.ts). One herd per entry of `files`, each a never-seen original; the row reports the
+ * median wall time, since one herd is one sample of a noisy machine (Imagika's single herds ranged 1.02x-1.37x of
+ * the cold median across full runs 8-9).
  */
 export async function runHerd(
   server: TransformServer,
-  file: string,
+  files: readonly string[],
   warmFile: string,
   concurrency: number,
   originRequestCount: () => number,
@@ -214,31 +241,45 @@ export async function runHerd(
   const warmers = await openConnections(server.warmUrl, Math.min(WARM_HERD, concurrency));
   await getOnEach(warmers, server.urlFor(warmFile), DEFAULT_ACCEPT);
   for (const c of warmers) c.close();
-  await waitForIdle(allPids(), { timeoutMs: 120_000 });
-  const connections = await openConnections(server.warmUrl, concurrency);
-  await getOnEach(connections, server.warmUrl, DEFAULT_ACCEPT);
-  const originBefore = originRequestCount();
-  const transformsBefore = await server.transformCount?.();
-  const cpuBefore = sumCpuSeconds(server.cpuPids());
-  const started = performance.now();
-  const results = await getOnEach(connections, server.urlFor(file), DEFAULT_ACCEPT);
-  const wallMs = performance.now() - started;
-  const serverCpuSeconds = sumCpuSeconds(server.cpuPids()) - cpuBefore;
-  for (const c of connections) c.close();
-  const transformsAfter = await server.transformCount?.();
-  // ipx keeps working on what it queued; wait until it is done before the next system (and count its CPU).
-  await waitForIdle(allPids(), { timeoutMs: 120_000 });
-  const ok = results.filter((r) => r.status === 200).length;
+  const walls: number[] = [];
+  const cpus: number[] = [];
+  let ok = 0;
+  let originRequests = 0;
+  let transforms: number | undefined = 0;
+  for (const file of files) {
+    await waitForIdle(allPids(), { timeoutMs: 120_000 });
+    const connections = await openConnections(server.warmUrl, concurrency);
+    await getOnEach(connections, server.warmUrl, DEFAULT_ACCEPT);
+    const originBefore = originRequestCount();
+    const transformsBefore = await server.transformCount?.();
+    const cpuBefore = sumCpuSeconds(server.cpuPids());
+    const started = performance.now();
+    const results = await getOnEach(connections, server.urlFor(file), DEFAULT_ACCEPT);
+    walls.push(performance.now() - started);
+    const cpuAtEnd = sumCpuSeconds(server.cpuPids());
+    for (const c of connections) c.close();
+    const transformsAfter = await server.transformCount?.();
+    // ipx keeps working on what it queued; wait until it is done before the next herd (and count its CPU).
+    await waitForIdle(allPids(), { timeoutMs: 120_000 });
+    cpus.push(Math.max(cpuAtEnd, sumCpuSeconds(server.cpuPids())) - cpuBefore);
+    ok += results.filter((r) => r.status === 200).length;
+    originRequests = Math.max(originRequests, originRequestCount() - originBefore);
+    transforms =
+      transforms === undefined || transformsBefore === undefined || transformsAfter === undefined
+        ? undefined
+        : Math.max(transforms, transformsAfter - transformsBefore);
+  }
   return {
     system: server.name,
     concurrency,
-    wallMs,
+    runs: files.length,
+    wallMs: median(walls),
+    wallsMs: walls,
     ok,
-    errors: concurrency - ok,
-    originRequests: originRequestCount() - originBefore,
-    transforms:
-      transformsBefore === undefined || transformsAfter === undefined ? undefined : transformsAfter - transformsBefore,
-    serverCpuSeconds: Math.max(serverCpuSeconds, sumCpuSeconds(server.cpuPids()) - cpuBefore),
+    errors: concurrency * files.length - ok,
+    originRequests,
+    transforms,
+    serverCpuSeconds: median(cpus),
     peakRssBytes: readPeakRssBytes(server.rssPid),
   };
 }
