@@ -106,9 +106,9 @@ const OVERLOAD_CACHE_BYTES = 64 * 1024 ** 2;
 const COLD_WARMUP_REQUESTS = 4;
 /**
  * Herds per system, each on a new variant; the report takes the median wall time. ipx runs one: it transforms every
- * request (~27 s per herd of 200), and its herd is a comparison, not a target.
+ * request (~27 s per herd of 200), and its herd is a comparison, not a target. --quick runs one each (2-minute bound).
  */
-const herdRunsOf = (system: string): number => (system === "ipx" ? 1 : 3);
+const herdRunsOf = (system: string, isQuick: boolean): number => (system === "ipx" || isQuick ? 1 : 3);
 const herdFile = (system: string, run: number): string => `herd-${system.replace(/\W+/g, "-")}-${run}.jpg`;
 
 /** The variant every cold/herd request asks for. */
@@ -420,7 +420,7 @@ async function main(): Promise<void> {
     for (const system of coldSystems) {
       for (let round = -COLD_WARMUP_REQUESTS; round < settings.coldRounds; round++)
         copyFileSync(coldSource, join(originDir, coldFile(system, round)));
-      for (let run = 0; run < herdRunsOf(system); run++)
+      for (let run = 0; run < herdRunsOf(system, settings.isQuick); run++)
         copyFileSync(coldSource, join(originDir, herdFile(system, run)));
       copyFileSync(coldSource, join(originDir, `herd-warm-${system.replace(/\W+/g, "-")}.jpg`));
     }
@@ -677,7 +677,7 @@ async function main(): Promise<void> {
       progress(`herd: ${settings.herdSize} concurrent requests for one new variant on ${server.name}`);
       const row = await runHerd(
         server,
-        Array.from({ length: herdRunsOf(server.name) }, (_, run) => herdFile(server.name, run)),
+        Array.from({ length: herdRunsOf(server.name, settings.isQuick) }, (_, run) => herdFile(server.name, run)),
         `herd-warm-${server.name.replace(/\W+/g, "-")}.jpg`,
         settings.herdSize,
         originCount,
