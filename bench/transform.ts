@@ -110,6 +110,7 @@ export async function runTransformBench(log: (line: string) => void = console.lo
     canPin ? "taskset" : process.execPath,
     [
       ...(canPin ? ["-c", "0", process.execPath] : []),
+      "--no-memory-reducer", // as `npm start` and bin/imagika.js run it
       "--import",
       "tsx",
       "src/main.ts",

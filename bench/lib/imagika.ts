@@ -33,6 +33,7 @@ export interface RunningImagika {
  */
 export async function startImagika(options: ImagikaOptions): Promise<RunningImagika> {
   const nodeArgs = [
+    "--no-memory-reducer", // as `npm start` and bin/imagika.js run it (see bin/imagika.js)
     "--import",
     "tsx",
     "src/main.ts",

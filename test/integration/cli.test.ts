@@ -1,4 +1,6 @@
 import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 
@@ -66,5 +68,27 @@ describe("imagika CLI", () => {
     ]);
     expect(result.code).toBe(0);
     expect(result.stdout.trim()).toMatch(/^https:\/\/img\.example\.com\/img\/photo\.jpg\?w=800&s=[\w-]{43}$/);
+  });
+
+  // V8's memory reducer ran full collections inside cold transforms (bin/imagika.js says why): both launch paths a user
+  // is told about, `npx imagika` (the shebang) and `npm start`, must turn it off.
+  it("starts the proxy with V8's memory reducer off, through the shebang and npm start", async () => {
+    const child = spawn(BIN, ["proxy", "--port", "0", "--origin", tmpdir()], { stdio: ["ignore", "pipe", "pipe"] });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on("data", (chunk: Buffer) => {
+          if (chunk.toString().includes("listening")) resolve();
+        });
+        child.on("exit", (code) => reject(new Error(`the proxy exited with ${code}`)));
+      });
+      const commandLine = readFileSync(`/proc/${child.pid}/cmdline`, "utf8").split("\0");
+      expect(commandLine).toContain("--no-memory-reducer");
+    } finally {
+      child.kill("SIGTERM");
+    }
+    const packageJson = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
+      scripts: Record<string, string>;
+    };
+    expect(packageJson.scripts.start).toMatch(/^node --no-memory-reducer /);
   });
 });
