@@ -56,7 +56,12 @@ export class BareSharpProcess {
   }
 
   static async start(originalPath: string, placement: Placement): Promise<BareSharpProcess> {
-    const [command, args] = placeCommand(process.execPath, ["--import", "tsx", WORKER, originalPath], placement);
+    // --no-memory-reducer as the proxy runs: the floor gets no idle-time collections either.
+    const [command, args] = placeCommand(
+      process.execPath,
+      ["--no-memory-reducer", "--import", "tsx", WORKER, originalPath],
+      placement,
+    );
     const child = spawnTracked(command, args, { cwd: REPO_ROOT, stdio: ["ignore", "ignore", "inherit", "ipc"] });
     const worker = new BareSharpProcess(child);
     await worker.#next(30_000);
