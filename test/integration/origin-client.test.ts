@@ -87,8 +87,10 @@ afterAll(async () => {
 });
 
 const clients: OriginClient[] = [];
+const rawServers: NetServer[] = [];
 afterEach(() => {
   for (const c of clients.splice(0)) c.close();
+  for (const raw of rawServers.splice(0)) raw.close();
 });
 
 function clientFor(targetPort: number, options: Partial<OriginClientOptions> = {}): OriginClient {
@@ -137,6 +139,7 @@ async function rawOrigin(answer: (socket: Socket, requestNumber: number) => void
     socket.on("error", () => undefined);
   });
   await new Promise<void>((resolve) => raw.listen(0, "127.0.0.1", resolve));
+  rawServers.push(raw); // closed after each test
   return { server: raw, port: (raw.address() as AddressInfo).port, connectionCount: () => count };
 }
 
@@ -233,28 +236,20 @@ describe("OriginClient", () => {
       if (n % 2 === 1) socket.write("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
       else socket.destroy();
     });
-    try {
-      const client = clientFor(origin.port);
-      expect((await client.get("/a", HEADERS, 100, NO_SIGNAL)).body!.toString()).toBe("ok");
-      expect((await client.get("/b", HEADERS, 100, NO_SIGNAL)).body!.toString()).toBe("ok");
-      expect(origin.connectionCount()).toBe(2);
-    } finally {
-      origin.server.close();
-    }
+    const client = clientFor(origin.port);
+    expect((await client.get("/a", HEADERS, 100, NO_SIGNAL)).body!.toString()).toBe("ok");
+    expect((await client.get("/b", HEADERS, 100, NO_SIGNAL)).body!.toString()).toBe("ok");
+    expect(origin.connectionCount()).toBe(2);
   });
 
   it("reads a close-delimited body and never reuses its connection", async () => {
     const origin = await rawOrigin((socket) => {
       socket.end("HTTP/1.0 200 OK\r\ncontent-type: image/jpeg\r\n\r\nall of it");
     });
-    try {
-      const client = clientFor(origin.port);
-      expect((await client.get("/a", HEADERS, 100, NO_SIGNAL)).body!.toString()).toBe("all of it");
-      expect((await client.get("/a", HEADERS, 100, NO_SIGNAL)).body!.toString()).toBe("all of it");
-      expect(origin.connectionCount()).toBe(2);
-    } finally {
-      origin.server.close();
-    }
+    const client = clientFor(origin.port);
+    expect((await client.get("/a", HEADERS, 100, NO_SIGNAL)).body!.toString()).toBe("all of it");
+    expect((await client.get("/a", HEADERS, 100, NO_SIGNAL)).body!.toString()).toBe("all of it");
+    expect(origin.connectionCount()).toBe(2);
   });
 
   it.each([
@@ -269,11 +264,7 @@ describe("OriginClient", () => {
     ["an oversized head", `HTTP/1.1 200 OK\r\nx-pad: ${"a".repeat(MAX_HEAD_BYTES)}\r\ncontent-length: 1\r\n\r\nx`],
   ])("fails on %s (ORIGIN_FAILED)", async (_name, answer) => {
     const origin = await rawOrigin((socket) => socket.write(answer));
-    try {
-      await expectCode(clientFor(origin.port).get("/a", HEADERS, 100, NO_SIGNAL), "ORIGIN_FAILED");
-    } finally {
-      origin.server.close();
-    }
+    await expectCode(clientFor(origin.port).get("/a", HEADERS, 100, NO_SIGNAL), "ORIGIN_FAILED");
   });
 
   it("refuses a request target that would break the request line", async () => {
@@ -285,16 +276,12 @@ describe("OriginClient", () => {
     const origin = await rawOrigin((socket) =>
       socket.write("HTTP/1.1 200 OK\r\nkeep-alive: timeout=1\r\ncontent-length: 2\r\n\r\nok"),
     );
-    try {
-      const client = clientFor(origin.port);
-      await client.get("/a", HEADERS, 100, NO_SIGNAL);
-      // timeout=1 minus the 1 s margin: the idle connection is closed at once, not after keepAliveMs
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      expect(client.connectionCount).toBe(0);
-      await client.get("/a", HEADERS, 100, NO_SIGNAL);
-      expect(origin.connectionCount()).toBe(2);
-    } finally {
-      origin.server.close();
-    }
+    const client = clientFor(origin.port);
+    await client.get("/a", HEADERS, 100, NO_SIGNAL);
+    // timeout=1 minus the 1 s margin: the idle connection is closed at once, not after keepAliveMs
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(client.connectionCount).toBe(0);
+    await client.get("/a", HEADERS, 100, NO_SIGNAL);
+    expect(origin.connectionCount()).toBe(2);
   });
 });
