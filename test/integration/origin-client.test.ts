@@ -1,43 +1,23 @@
-import { createHash, randomBytes } from "node:crypto";
 import { createServer } from "node:http";
-import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import type { Server } from "node:http";
 import { createServer as createNetServer } from "node:net";
 import type { AddressInfo, Server as NetServer, Socket } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ProxyError } from "../../src/errors.ts";
 import { MAX_HEAD_BYTES, OriginClient } from "../../src/fetcher/origin-client.ts";
 import type { OriginClientOptions } from "../../src/fetcher/origin-client.ts";
+import { BIG, expectCode, fetchRoutes, sha256 as sha } from "../helpers/fetch-routes.ts";
+import type { Route } from "../helpers/test-origin.ts";
 
 // The plain-HTTP origin client against real servers on 127.0.0.1: node:http for well-formed answers, raw TCP servers
 // for the framings and faults node:http would not produce.
 
-const BIG = randomBytes(3 * 1024 * 1024 + 12_345);
-const sha = (bytes: Buffer): string => createHash("sha256").update(bytes).digest("hex");
 const HEADERS = "accept: image/*\r\n";
 const NO_SIGNAL = new AbortController().signal;
 
-type Route = (req: IncomingMessage, res: ServerResponse) => void;
-
 const routes: Record<string, Route> = {
-  "/big.jpg": (_req, res) => {
-    res.writeHead(200, { "content-length": BIG.byteLength });
-    res.end(BIG);
-  },
-  "/chunked.jpg": (_req, res) => {
-    res.writeHead(200, { "transfer-encoding": "chunked" });
-    for (let at = 0; at < BIG.byteLength; at += 100_000) res.write(BIG.subarray(at, at + 100_000));
-    res.end();
-  },
+  ...fetchRoutes(),
   "/empty.jpg": (_req, res) => {
     res.writeHead(200, { "content-length": 0 });
-    res.end();
-  },
-  "/missing.jpg": (_req, res) => {
-    res.writeHead(404, { "content-type": "text/plain" });
-    res.end("no such file");
-  },
-  "/moved.jpg": (_req, res) => {
-    res.writeHead(302, { location: "/big.jpg" });
     res.end();
   },
   "/early-hints.jpg": (_req, res) => {
@@ -47,14 +27,6 @@ const routes: Record<string, Route> = {
   },
   "/slow-head.jpg": () => {
     // never answers
-  },
-  "/stall-body.jpg": (_req, res) => {
-    res.writeHead(200, { "content-length": 1000 });
-    res.write(Buffer.alloc(100));
-  },
-  "/cut-body.jpg": (_req, res) => {
-    res.writeHead(200, { "content-length": 100_000 });
-    res.write(Buffer.alloc(40_000), () => res.destroy());
   },
   "/slow-big.jpg": (_req, res) => {
     res.writeHead(200, { "content-length": BIG.byteLength });
@@ -107,15 +79,6 @@ function clientFor(targetPort: number, options: Partial<OriginClientOptions> = {
   });
   clients.push(client);
   return client;
-}
-
-async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(ProxyError);
-  expect((error as ProxyError).code).toBe(code);
 }
 
 /** A raw TCP origin: `answer` writes whatever it likes once a request head has arrived. */
