@@ -241,8 +241,9 @@ describe("OriginClient", () => {
     );
     const client = clientFor(origin.port);
     await client.get("/a", HEADERS, 100, NO_SIGNAL);
-    // timeout=1 minus the 1 s margin: the idle connection is closed at once, not after keepAliveMs
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // timeout=1 minus the 1 s margin: the idle connection is closed at once, not after keepAliveMs (30 s)
+    for (let waitedMs = 0; client.connectionCount > 0 && waitedMs < 2000; waitedMs += 10)
+      await new Promise((resolve) => setTimeout(resolve, 10));
     expect(client.connectionCount).toBe(0);
     await client.get("/a", HEADERS, 100, NO_SIGNAL);
     expect(origin.connectionCount()).toBe(2);
