@@ -350,7 +350,9 @@ class OriginConnection {
         const bytes = Number.parseInt(size, 16);
         this.#chunkLeft = bytes === 0 ? -2 : bytes;
       } else if (line === "") {
-        // the blank line after the (ignored) trailers ends the body
+        // the blank line after the (ignored) trailers ends the body; bytes after it belong to no request, so this
+        // connection is not trusted again
+        if (at < data.byteLength) this.#isReusable = false;
         this.#complete(pending, Buffer.concat(this.#chunks, this.#received));
       }
     }

@@ -215,6 +215,16 @@ describe("OriginClient", () => {
     expect(origin.connectionCount()).toBe(2);
   });
 
+  it("does not reuse a connection that sent bytes after a chunked body", async () => {
+    const origin = await rawOrigin((socket) =>
+      socket.write("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\nHTTP/1.1 200 OK\r\n"),
+    );
+    const client = clientFor(origin.port);
+    expect((await client.get("/a", HEADERS, 100, NO_SIGNAL)).body!.toString()).toBe("ok");
+    expect((await client.get("/a", HEADERS, 100, NO_SIGNAL)).body!.toString()).toBe("ok");
+    expect(origin.connectionCount()).toBe(2);
+  });
+
   it.each([
     ["a malformed status line", "HTTP/1.1 OK\r\n\r\n"],
     ["a malformed header line", "HTTP/1.1 200 OK\r\nno colon here\r\ncontent-length: 1\r\n\r\nx"],
