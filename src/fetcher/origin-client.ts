@@ -59,11 +59,10 @@ type Framing = "length" | "chunked" | "close";
 /** One keep-alive connection; serves one request at a time. */
 class OriginConnection {
   readonly socket: Socket;
-  #scratch: Buffer = Buffer.allocUnsafe(SCRATCH_BYTES);
+  readonly #scratch: Buffer = Buffer.allocUnsafe(SCRATCH_BYTES);
   #pending: Pending | undefined;
-  /** Bytes of the response head received so far (until its blank line). */
-  #head: Buffer[] = [];
-  #headBytes = 0;
+  /** Bytes of the response head received so far (until its blank line), copied out of the scratch buffer. */
+  #head: Buffer | undefined;
   #isInBody = false;
   #framing: Framing = "length";
   /** Content-Length bodies: the body itself, which reads fill in place. */
@@ -71,7 +70,10 @@ class OriginConnection {
   #received = 0;
   /** Chunked and close-delimited bodies. */
   #chunks: Buffer[] = [];
-  /** Chunked: bytes of data left in the current chunk; -1 while a size line is expected; -2 in the trailers. */
+  /**
+   * Chunked: bytes of data left in the current chunk; -1 while a size line is expected, -2 in the trailers, -3 for
+   * the CRLF after a chunk's data.
+   */
   #chunkLeft = -1;
   #line = "";
   #isConnected = false;
@@ -84,7 +86,7 @@ class OriginConnection {
   readonly #onFree: (connection: OriginConnection) => void;
   readonly #onGone: (connection: OriginConnection) => void;
   /** Requests sent on this connection; a reused one that fails before any response byte may be retried. */
-  requests = 0;
+  #requests = 0;
   #hasResponseBytes = false;
 
   constructor(
@@ -123,18 +125,13 @@ class OriginConnection {
     this.#armTimer(options.connectTimeoutMs, "the origin did not accept the connection in time");
   }
 
-  get isBusy(): boolean {
-    return this.#pending !== undefined;
-  }
-
   /** Sends one GET; the connection must be idle. */
   send(target: string, maxBytes: number, headers: string): Promise<OriginResponse> {
     return new Promise((resolve, reject) => {
       this.#pending = { maxBytes, resolve, reject };
-      this.requests++;
+      this.#requests++;
       this.#hasResponseBytes = false;
-      this.#head = [];
-      this.#headBytes = 0;
+      this.#head = undefined;
       this.#isInBody = false;
       this.#body = undefined;
       this.#received = 0;
@@ -152,7 +149,7 @@ class OriginConnection {
 
   /** Was this a reused connection that failed before the origin sent anything (it closed the idle connection)? */
   get isRetryable(): boolean {
-    return this.requests > 1 && !this.#hasResponseBytes;
+    return this.#requests > 1 && !this.#hasResponseBytes;
   }
 
   /** Ends the request in progress (the caller gave up): the connection cannot be reused. */
@@ -170,12 +167,14 @@ class OriginConnection {
     this.socket.destroy();
   }
 
+  /** Inside a Content-Length body with bytes still to come: reads go straight into the body. */
+  #isFillingBody(): boolean {
+    return this.#isInBody && this.#body !== undefined && this.#received < this.#body.byteLength;
+  }
+
   /** Where the next read lands: in a Content-Length body, the body's unfilled rest; otherwise the scratch buffer. */
   #readTarget(): Buffer {
-    const body = this.#body;
-    if (this.#isInBody && this.#framing === "length" && body !== undefined && this.#received < body.byteLength)
-      return body.subarray(this.#received);
-    return this.#scratch;
+    return this.#isFillingBody() ? this.#body!.subarray(this.#received) : this.#scratch; // #isFillingBody: set
   }
 
   #onRead(n: number): void {
@@ -186,9 +185,9 @@ class OriginConnection {
       return;
     }
     this.#hasResponseBytes = true;
-    const body = this.#body;
-    if (this.#isInBody && this.#framing === "length" && body !== undefined && this.#received < body.byteLength) {
+    if (this.#isFillingBody()) {
       // The kernel wrote straight into the body (see #readTarget), and never past its end.
+      const body = this.#body!; // #isFillingBody: set
       this.#received += n;
       this.#touchBodyTimer();
       if (this.#received === body.byteLength) this.#complete(pending, body);
@@ -223,23 +222,18 @@ class OriginConnection {
   /** Collects the response head; returns the bytes after it. 1xx heads are skipped. */
   #takeHead(pending: Pending, data: Buffer): Buffer {
     for (;;) {
-      const searchFrom = Math.max(0, this.#headBytes - 3);
-      this.#head.push(Buffer.from(data)); // copied: the scratch buffer is reused by the next read
-      this.#headBytes += data.byteLength;
-      const head = this.#head.length === 1 ? this.#head[0]! : Buffer.concat(this.#head, this.#headBytes);
-      this.#head = [head];
+      const before = this.#head;
+      const searchFrom = Math.max(0, (before?.byteLength ?? 0) - 3);
+      // copied: the scratch buffer is reused by the next read
+      const head = before === undefined ? Buffer.from(data) : Buffer.concat([before, data]);
+      this.#head = head;
       const end = head.indexOf("\r\n\r\n", searchFrom, "latin1");
-      if (end < 0) {
-        if (this.#headBytes > MAX_HEAD_BYTES)
-          throw new ProxyError("ORIGIN_FAILED", `the origin's response head is larger than ${MAX_HEAD_BYTES} bytes`);
-        return Buffer.alloc(0);
-      }
-      if (end > MAX_HEAD_BYTES)
+      if ((end < 0 ? head.byteLength : end) > MAX_HEAD_BYTES)
         throw new ProxyError("ORIGIN_FAILED", `the origin's response head is larger than ${MAX_HEAD_BYTES} bytes`);
+      if (end < 0) return Buffer.alloc(0);
       const rest = head.subarray(end + 4);
       const statusCode = this.#parseHead(pending, head.toString("latin1", 0, end));
-      this.#head = [];
-      this.#headBytes = 0;
+      this.#head = undefined;
       if (statusCode >= 100 && statusCode < 200) {
         data = rest; // an interim response (103 Early Hints): the real one follows
         if (data.byteLength === 0) return data;
