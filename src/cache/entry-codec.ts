@@ -1,4 +1,5 @@
 import { crc32 } from "node:zlib";
+import { CONTENT_TYPES } from "../image-format.ts";
 import type { ImageFormat } from "../image-format.ts";
 import type { Variant } from "./tier.ts";
 
@@ -14,6 +15,11 @@ import type { Variant } from "./tier.ts";
  * The total length must equal 16 + metaLength + bodyLength exactly, and the key inside must be the one asked for.
  */
 const MAGIC = 0x494d4b31; // "IMK1"
+/**
+ * A stored ETag as etagOf() makes it. The HTTP layer writes ETags and content types onto the wire without validating
+ * them again, so an entry written by something else into a shared Redis cannot smuggle a header in.
+ */
+const STORED_ETAG = /^"[\w-]{1,64}"$/;
 export const ENTRY_HEADER_BYTES = 16;
 
 interface Meta {
@@ -103,7 +109,9 @@ function parseMeta(bytes: Buffer): Meta | undefined {
       meta === null ||
       typeof meta.k !== "string" ||
       typeof meta.f !== "string" ||
+      !Object.hasOwn(CONTENT_TYPES, meta.f) ||
       typeof meta.e !== "string" ||
+      !STORED_ETAG.test(meta.e) ||
       typeof meta.o !== "number" ||
       typeof meta.t !== "number"
     )

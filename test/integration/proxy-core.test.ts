@@ -100,6 +100,53 @@ describe("proxy core", () => {
     expect(stats).toMatchObject({ hits: 1, misses: 1, originFetches: 1, hitRatio: 0.5 });
   });
 
+  it("sends every header of a hit exactly once, in one well-formed head before the bytes", async () => {
+    const proxy = await proxyFor({ origin: origin.url, rateLimit: 100, rateBurst: 200 });
+    await (await fetch(`${proxy.url}/img/photo.jpg`)).arrayBuffer();
+    const raw = await new Promise<Buffer>((resolve, reject) => {
+      const socket = connect(proxy.port, "127.0.0.1", () =>
+        socket.write("GET /img/photo.jpg HTTP/1.1\r\nHost: x\r\nX-Request-Id: trace-1\r\nConnection: close\r\n\r\n"),
+      );
+      const chunks: Buffer[] = [];
+      socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+      socket.on("end", () => resolve(Buffer.concat(chunks)));
+      socket.on("error", reject);
+    });
+    const end = raw.indexOf("\r\n\r\n");
+    const [statusLine, ...lines] = raw.subarray(0, end).toString("latin1").split("\r\n");
+    expect(statusLine).toBe("HTTP/1.1 200 OK");
+    const names = lines.map((line) => line.slice(0, line.indexOf(": ")).toLowerCase());
+    expect([...names].sort()).toEqual(
+      [
+        "accept-ranges",
+        "access-control-allow-origin",
+        "access-control-expose-headers",
+        "cache-control",
+        "cache-status",
+        "connection",
+        "content-length",
+        "content-security-policy",
+        "content-type",
+        "cross-origin-resource-policy",
+        "date",
+        "etag",
+        "ratelimit",
+        "ratelimit-policy",
+        "server-timing",
+        "timing-allow-origin",
+        "x-cache",
+        "x-content-type-options",
+        "x-request-id",
+      ].sort(),
+    );
+    expect(lines).toContain("x-request-id: trace-1");
+    expect(lines).toContain("cache-status: imagika; hit");
+    expect(lines).toContain(`content-length: ${jpeg.length}`);
+    expect(lines).toContain("Connection: close"); // the client asked; Node still decides the connection's fate
+    expect(lines.find((line) => line.startsWith("ratelimit: "))).toMatch(/^ratelimit: "default";r=\d+;t=\d+$/);
+    expect(sha256(raw.subarray(end + 4))).toBe(sha256(jpeg));
+  });
+
   it("tags an original with the hash of its bytes, whether a variant or the original itself fetched it", async () => {
     const direct = await proxyFor({ origin: origin.url });
     const viaVariant = await proxyFor({ origin: origin.url });
