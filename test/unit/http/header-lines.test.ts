@@ -65,11 +65,7 @@ async function stop(): Promise<void> {
   await new Promise((resolve) => running.close(resolve));
 }
 
-async function serve(
-  status: number,
-  nodePairs: readonly string[],
-  canInsert: boolean,
-): Promise<{ port: number }> {
+async function serve(status: number, nodePairs: readonly string[], canInsert: boolean): Promise<{ port: number }> {
   server = createServer((_req, res) => {
     writeHeadWithLines(res, status, nodePairs, LINES, canInsert);
     res.end(status === 304 ? undefined : BODY);
