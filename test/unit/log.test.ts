@@ -1,6 +1,7 @@
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import fc from "fast-check";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { createLogger, createRequestLog } from "../../src/log.ts";
@@ -20,6 +21,34 @@ describe("createRequestLog", () => {
     expect(lines).toHaveLength(2);
     const [ours, theirs] = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
     expect({ ...ours, time: 0 }).toEqual({ ...theirs, time: 0 });
+  });
+
+  it("writes any path so that the line parses back to it (plain paths skip JSON.stringify)", () => {
+    const lines: string[] = [];
+    const logger = pino({ level: "info" }, { write: (line: string) => lines.push(line) });
+    const requestLog = createRequestLog(logger);
+    const paths = [
+      "/img/plain-path_1.jpg",
+      "/img/a b.jpg",
+      '/img/q"uote',
+      "/img/back\\slash",
+      "/img/\u0000\u001f\u007f",
+      "/img/é😀",
+    ];
+    fc.assert(
+      fc.property(fc.string({ unit: "binary", maxLength: 40 }), (path) => {
+        lines.length = 0;
+        for (const each of [...paths, `/img/${path}`]) requestLog("id", "GET", each, 200, "hit", 1);
+        requestLog.flush();
+        const logged = lines
+          .join("")
+          .trim()
+          .split("\n")
+          .map((line) => (JSON.parse(line) as { path: string }).path);
+        expect(logged).toEqual([...paths, `/img/${path}`]);
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it("writes nothing when info is disabled", () => {

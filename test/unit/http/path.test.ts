@@ -2,7 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { ProxyError } from "../../../src/errors.ts";
 import { parseRange, matchesIfNoneMatch } from "../../../src/http/conditional.ts";
-import { parseImagePath } from "../../../src/http/path.ts";
+import { MAX_PATH_SEGMENTS, parseImagePath } from "../../../src/http/path.ts";
 
 describe("parseImagePath", () => {
   it("decodes each segment once", () => {
@@ -25,6 +25,14 @@ describe("parseImagePath", () => {
     "a/./b",
   ])("refuses %j", (raw) => {
     expect(() => parseImagePath(raw)).toThrow(ProxyError);
+  });
+
+  it("allows at most MAX_PATH_SEGMENTS segments, plain or encoded", () => {
+    const plain = (n: number): string => Array.from({ length: n }, (_, i) => `d${i}`).join("/");
+    expect(parseImagePath(plain(MAX_PATH_SEGMENTS))).toBe(plain(MAX_PATH_SEGMENTS));
+    expect(() => parseImagePath(plain(MAX_PATH_SEGMENTS + 1))).toThrow(ProxyError);
+    expect(parseImagePath(`${plain(MAX_PATH_SEGMENTS - 1)}/a%20b`)).toBe(`${plain(MAX_PATH_SEGMENTS - 1)}/a b`);
+    expect(() => parseImagePath(`${plain(MAX_PATH_SEGMENTS)}/a%20b`)).toThrow(ProxyError);
   });
 
   it("returns a safe path or a 4xx error for any input", () => {
