@@ -115,13 +115,12 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
   }
 
   /**
+   * The image route, synchronous up to the cache lookup: a memory hit is answered without a single promise (an
+   * async chain cost ~3 µs per request on the hot path); misses and the Redis limiter return a promise.
+   *
    * `extra` holds per-request headers (X-Request-Id, RateLimit, Connection: close). The image route sends them with its
    * other headers in one go: any setHeader() before writeHead() would push Node onto its slow per-header path (measured
    * ~10 µs). Their values must be safe on the wire as they are (see writeHeadWithLines).
-   */
-  /**
-   * The image route, synchronous up to the cache lookup: a memory hit is answered without a single promise (an
-   * async chain cost ~3 µs per request on the hot path); misses and the Redis limiter return a promise.
    */
   function routeImage(
     req: IncomingMessage,
