@@ -16,8 +16,9 @@ import type { Variant } from "./tier.ts";
  */
 const MAGIC = 0x494d4b31; // "IMK1"
 /**
- * A stored ETag as etagOf() makes it. The HTTP layer writes ETags and content types onto the wire without validating
- * them again, so an entry written by something else into a shared Redis cannot smuggle a header in.
+ * A stored ETag of the shape etagOf() makes (a quoted base64url token; etagOf's are 27 characters). The HTTP layer
+ * writes ETags and content types onto the wire without validating them again, so an entry written by something else
+ * into a shared Redis cannot smuggle a header in.
  */
 const STORED_ETAG = /^"[\w-]{1,64}"$/;
 export const ENTRY_HEADER_BYTES = 16;
