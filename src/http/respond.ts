@@ -1,14 +1,9 @@
-import type { ServerResponse } from "node:http";
+import type { Reply } from "./engine/reply.ts";
 import { ProxyError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 
 /** Sends a small JSON body. */
-export function sendJson(
-  res: ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): void {
+export function sendJson(res: Reply, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
   res.writeHead(status, {
     "content-type": "application/json; charset=utf-8",
@@ -23,12 +18,7 @@ export function sendJson(
  * The only place errors become HTTP: a ProxyError keeps its status and code; anything else is logged with its
  * stack and answered 500 INTERNAL without details. Error responses carry no Cache-Control, so nothing caches them.
  */
-export function sendError(
-  res: ServerResponse,
-  error: unknown,
-  log: Logger,
-  headers: Record<string, string> = {},
-): void {
+export function sendError(res: Reply, error: unknown, log: Logger, headers: Record<string, string> = {}): void {
   if (res.headersSent) {
     res.destroy();
     return;

@@ -1,7 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { createServer } from "node:http";
-import type { IncomingMessage, Server, ServerResponse } from "node:http";
-import type { Socket } from "node:net";
+import type { Server, Socket } from "node:net";
 import { performance } from "node:perf_hooks"; // the module's binding: the global one is a getter on globalThis
 import type { HttpConfig } from "../config/config.ts";
 import { ProxyError } from "../errors.ts";
@@ -17,14 +15,12 @@ import { handleImages, handlePurge } from "./handlers/api.ts";
 import { handleHealth, handleReady } from "./handlers/health.ts";
 import { handleImage, imageHeaderLines } from "./handlers/image.ts";
 import type { CacheOutcome, ImageHandlerOptions } from "./handlers/image.ts";
+import { createHttpEngine } from "./engine/http-engine.ts";
+import type { Reply, HttpRequest } from "./engine/reply.ts";
 import { sendError, sendJson } from "./respond.ts";
 import type { StaticFiles } from "./static-files.ts";
 import { TransformOptionsParser } from "../transform/options.ts";
 
-/** Longest request target accepted (414 beyond): image URLs are short; megabyte URLs are an attack. */
-export const MAX_URL_LENGTH = 8192;
-/** Largest request header block (431 beyond; Node enforces it while parsing). */
-export const MAX_HEADER_BYTES = 16 * 1024;
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
 export interface HttpDeps {
@@ -51,7 +47,7 @@ export interface HttpServer {
   readonly isShuttingDown: () => boolean;
 }
 
-/** node:http without a framework: the hot path (a memory hit) must stay within ~1.5x of nginx's CPU per request. */
+/** The routes, on the proxy's own HTTP/1.1 engine (engine/http-engine.ts says why not node:http). */
 export function createHttpServer(deps: HttpDeps): HttpServer {
   const { config, log, stats, limiter } = deps;
   const imageOptions: ImageHandlerOptions = {
@@ -68,8 +64,8 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
 
   /** Metrics and the request log line, once per request. */
   function finish(
-    req: IncomingMessage,
-    res: ServerResponse,
+    req: HttpRequest,
+    res: Reply,
     url: string,
     started: number,
     reqId: string,
@@ -77,16 +73,16 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
   ): void {
     const ms = performance.now() - started;
     deps.metrics.observeRequest(routeOf(url), res.statusCode, cache ?? "none", ms);
-    requestLog(reqId, req.method ?? "", url, res.statusCode, cache, ms);
+    requestLog(reqId, req.method, url, res.statusCode, cache, ms);
   }
 
   /**
    * Applies the client's token bucket; false when the request was answered 429. A promise only with the Redis limiter,
    * so the default (in-memory) path stays synchronous.
    */
-  function admit(req: IncomingMessage, res: ServerResponse, extra: string[]): boolean | Promise<boolean> {
+  function admit(req: HttpRequest, res: Reply, extra: string[]): boolean | Promise<boolean> {
     if (!limiter) return true;
-    const forwardedFor = config.trustProxyHops > 0 ? headerValue(req.headers["x-forwarded-for"]) : undefined;
+    const forwardedFor = config.trustProxyHops > 0 ? req.headers["x-forwarded-for"] : undefined;
     const decision = limiter.take(
       forwardedFor === undefined
         ? socketClientKey(req.socket)
@@ -97,7 +93,7 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
       : applyDecision(limiter, res, extra, decision);
   }
 
-  function applyDecision(limiter: RateLimiter, res: ServerResponse, extra: string[], decision: RateDecision): boolean {
+  function applyDecision(limiter: RateLimiter, res: Reply, extra: string[], decision: RateDecision): boolean {
     extra.push("ratelimit-policy", policy, "ratelimit", `"default";r=${decision.remaining};t=${decision.resetSeconds}`);
     if (decision.allowed) return true;
     stats.rateLimited++;
@@ -118,13 +114,12 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
    * The image route, synchronous up to the cache lookup: a memory hit is answered without a single promise (an
    * async chain cost ~3 µs per request on the hot path); misses and the Redis limiter return a promise.
    *
-   * `extra` holds per-request headers (X-Request-Id, RateLimit, Connection: close). The image route sends them with its
-   * other headers in one go: any setHeader() before writeHead() would push Node onto its slow per-header path (measured
-   * ~10 µs). Their values must be safe on the wire as they are (see writeHeadWithLines).
+   * `extra` holds per-request headers (X-Request-Id, RateLimit). The image route sends them with its other headers as
+   * one block of lines, so their values must be safe on the wire as they are (see Reply.writeHeadLines).
    */
   function routeImage(
-    req: IncomingMessage,
-    res: ServerResponse,
+    req: HttpRequest,
+    res: Reply,
     url: string,
     started: number,
     extra: string[],
@@ -135,7 +130,6 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
       throw new ProxyError("METHOD_NOT_ALLOWED", "images are read with GET or HEAD");
     }
     if (hasBody(req)) {
-      res.setHeader("connection", "close");
       throw new ProxyError("BODY_NOT_ALLOWED", "image requests carry no body");
     }
     const admitted = admit(req, res, extra);
@@ -145,8 +139,8 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
   }
 
   function serveImage(
-    req: IncomingMessage,
-    res: ServerResponse,
+    req: HttpRequest,
+    res: Reply,
     url: string,
     started: number,
     extra: string[],
@@ -158,8 +152,8 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
 
   /** Answers a request whose handler threw or rejected, then logs it. */
   function fail(
-    req: IncomingMessage,
-    res: ServerResponse,
+    req: HttpRequest,
+    res: Reply,
     url: string,
     started: number,
     reqId: string,
@@ -171,13 +165,8 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     finish(req, res, url, started, reqId, undefined);
   }
 
-  async function route(
-    req: IncomingMessage,
-    res: ServerResponse,
-    url: string,
-    extra: string[],
-  ): Promise<CacheOutcome | undefined> {
-    const method = req.method ?? "GET";
+  async function route(req: HttpRequest, res: Reply, url: string, extra: string[]): Promise<CacheOutcome | undefined> {
+    const method = req.method;
     const isRead = method === "GET" || method === "HEAD";
     const pathname = url.split("?")[0] ?? url;
     const isLimited = pathname === "/api/images" || pathname === "/api/cache" || pathname.startsWith("/api/cache/");
@@ -214,87 +203,47 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     throw new ProxyError("NOT_FOUND", "no such endpoint");
   }
 
-  const server = createServer(
-    {
-      maxHeaderSize: MAX_HEADER_BYTES,
-      requestTimeout: config.requestTimeoutMs,
-      headersTimeout: config.headersTimeoutMs,
-      connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs),
-    },
-    (req, res) => {
-      const started = performance.now();
-      const url = req.url ?? "/";
-      const incomingId = headerValue(req.headers["x-request-id"]);
-      const reqId = incomingId !== undefined && REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
-      const extra = ["x-request-id", reqId];
-      if (shuttingDown) extra.push("connection", "close");
-      if (url.length > MAX_URL_LENGTH) {
-        applyHeaders(res, extra);
-        sendJson(res, 414, { error: "URI_TOO_LONG", message: `the URL is longer than ${MAX_URL_LENGTH} characters` });
-        return finish(req, res, url, started, reqId, undefined);
-      }
-      // No closures on this path: a memory hit allocates none (under tsx each closure also costs an
-      // Object.defineProperty for its name, ~2.5% of a hit's CPU in a profile).
-      const isImage = url.startsWith("/img/") || url === "/img" || url.startsWith("/img?");
-      let outcome: CacheOutcome | undefined | Promise<CacheOutcome | undefined>;
-      try {
-        outcome = isImage ? routeImage(req, res, url, started, extra) : route(req, res, url, extra);
-      } catch (error) {
-        return fail(req, res, url, started, reqId, extra, error);
-      }
-      if (outcome instanceof Promise) {
-        outcome.then(
-          (cache) => finish(req, res, url, started, reqId, cache),
-          (error: unknown) => fail(req, res, url, started, reqId, extra, error),
-        );
-      } else finish(req, res, url, started, reqId, outcome);
-    },
-  );
-  // Per-client connection cap: one address (IPv6: its /64) may not hold every socket the process can open.
-  const connectionsByClient = new Map<string, number>();
-  server.on("connection", (socket: Socket) => {
-    const key = socketClientKey(socket);
-    const open = (connectionsByClient.get(key) ?? 0) + 1;
-    if (open > config.maxConnectionsPerClient) {
-      stats.rejectedConnections++;
-      socket.destroy();
-      return;
+  function handle(req: HttpRequest, res: Reply): void {
+    const started = performance.now();
+    const url = req.url;
+    const incomingId = req.headers["x-request-id"];
+    const reqId = incomingId !== undefined && REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
+    const extra = ["x-request-id", reqId];
+    // No closures on this path: a memory hit allocates none (under tsx each closure also costs an
+    // Object.defineProperty for its name, ~2.5% of a hit's CPU in a profile).
+    const isImage = url.startsWith("/img/") || url === "/img" || url.startsWith("/img?");
+    let outcome: CacheOutcome | undefined | Promise<CacheOutcome | undefined>;
+    try {
+      outcome = isImage ? routeImage(req, res, url, started, extra) : route(req, res, url, extra);
+    } catch (error) {
+      return fail(req, res, url, started, reqId, extra, error);
     }
-    connectionsByClient.set(key, open);
-    socket.once("close", () => {
-      const left = (connectionsByClient.get(key) ?? 1) - 1;
-      if (left <= 0) connectionsByClient.delete(key);
-      else connectionsByClient.set(key, left);
-    });
-  });
-  server.keepAliveTimeout = config.keepAliveTimeoutMs;
-  server.maxRequestsPerSocket = 10_000;
-  server.on("clientError", (error: NodeJS.ErrnoException, socket) => {
-    // Malformed requests and oversized headers: answer without a stack trace when the socket still allows it.
-    if (!socket.writable) return socket.destroy();
-    const status = error.code === "HPE_HEADER_OVERFLOW" ? 431 : error.code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
-    const body = JSON.stringify({
-      error: status === 431 ? "HEADERS_TOO_LARGE" : status === 408 ? "REQUEST_TIMEOUT" : "BAD_REQUEST",
-      message: error.code ?? "bad request",
-    });
-    socket.end(
-      `HTTP/1.1 ${status} ${status === 431 ? "Request Header Fields Too Large" : status === 408 ? "Request Timeout" : "Bad Request"}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-    );
+    if (outcome instanceof Promise) {
+      outcome.then(
+        (cache) => finish(req, res, url, started, reqId, cache),
+        (error: unknown) => fail(req, res, url, started, reqId, extra, error),
+      );
+    } else finish(req, res, url, started, reqId, outcome);
+  }
+
+  const engine = createHttpEngine({
+    handler: handle,
+    // No request has a body, so the whole request is its head: the shorter of the two limits applies.
+    headersTimeoutMs: Math.min(config.headersTimeoutMs, config.requestTimeoutMs),
+    keepAliveTimeoutMs: config.keepAliveTimeoutMs,
+    maxRequestsPerSocket: 10_000,
+    maxConnectionsPerClient: config.maxConnectionsPerClient,
+    clientKeyOf: socketClientKey,
+    onRejectedConnection: () => void stats.rejectedConnections++,
   });
 
   async function close(timeoutMs: number): Promise<void> {
     shuttingDown = true;
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    server.closeIdleConnections();
-    const timer = setTimeout(() => server.closeAllConnections(), timeoutMs);
-    const idleSweep = setInterval(() => server.closeIdleConnections(), 100);
-    await closed;
-    clearTimeout(timer);
-    clearInterval(idleSweep);
+    await engine.close(timeoutMs);
     requestLog.flush();
   }
 
-  return { server, close, isShuttingDown: () => shuttingDown };
+  return { server: engine.server, close, isShuttingDown: () => shuttingDown };
 }
 
 /**
@@ -321,16 +270,12 @@ function routeOf(url: string): string {
 }
 
 /** A GET/HEAD with a body is refused: nothing reads it, and a large one would tie the socket up. */
-function hasBody(req: IncomingMessage): boolean {
+function hasBody(req: HttpRequest): boolean {
   const length = req.headers["content-length"];
   return (length !== undefined && length !== "0") || req.headers["transfer-encoding"] !== undefined;
 }
 
 /** Sets header pairs on a response that is not on the hot path (JSON, static files, errors). */
-function applyHeaders(res: ServerResponse, pairs: readonly string[]): void {
+function applyHeaders(res: Reply, pairs: readonly string[]): void {
   for (let i = 0; i + 1 < pairs.length; i += 2) res.setHeader(pairs[i]!, pairs[i + 1]!); // i + 1 < length
-}
-
-function headerValue(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value.join(",") : value;
 }

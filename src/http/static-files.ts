@@ -1,6 +1,6 @@
 import { createReadStream } from "node:fs";
 import { realpath, stat } from "node:fs/promises";
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { HttpRequest, Reply } from "./engine/reply.ts";
 import { extname, resolve, sep } from "node:path";
 
 const TYPES: Record<string, string> = {
@@ -33,7 +33,7 @@ export class StaticFiles {
   }
 
   /** Answers the request; false when the root has no such file and no index.html (caller sends 404). */
-  async serve(req: IncomingMessage, res: ServerResponse, pathname: string): Promise<boolean> {
+  async serve(req: HttpRequest, res: Reply, pathname: string): Promise<boolean> {
     let decoded: string;
     try {
       decoded = decodeURIComponent(pathname);
@@ -58,9 +58,7 @@ export class StaticFiles {
       res.end();
       return true;
     }
-    createReadStream(file.path)
-      .on("error", () => res.destroy())
-      .pipe(res);
+    res.stream(createReadStream(file.path));
     return true;
   }
 

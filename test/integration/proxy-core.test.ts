@@ -142,7 +142,7 @@ describe("proxy core", () => {
     expect(lines).toContain("x-request-id: trace-1");
     expect(lines).toContain("cache-status: imagika; hit");
     expect(lines).toContain(`content-length: ${jpeg.length}`);
-    expect(lines).toContain("Connection: close"); // the client asked; Node still decides the connection's fate
+    expect(lines).toContain("connection: close"); // the client asked: the engine, not the route, frames the connection
     expect(lines.find((line) => line.startsWith("ratelimit: "))).toMatch(/^ratelimit: "default";r=\d+;t=\d+$/);
     expect(sha256(raw.subarray(end + 4))).toBe(sha256(jpeg));
   });

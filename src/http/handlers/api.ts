@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { HttpRequest, Reply } from "../engine/reply.ts";
 import { timingSafeEqual } from "node:crypto";
 import { ProxyError } from "../../errors.ts";
 import type { ImageProxy } from "../../proxy/image-proxy.ts";
@@ -6,7 +6,7 @@ import { parseImagePath } from "../path.ts";
 import { sendJson } from "../respond.ts";
 
 /** Relays the origin's listing (path, width, height, bytes, format of every original). */
-export async function handleImages(res: ServerResponse, listImages: () => Promise<Buffer>): Promise<void> {
+export async function handleImages(res: Reply, listImages: () => Promise<Buffer>): Promise<void> {
   const body = await listImages();
   let parsed: unknown;
   try {
@@ -18,7 +18,7 @@ export async function handleImages(res: ServerResponse, listImages: () => Promis
 }
 
 /** Bearer check in constant time; false when the header is absent or wrong. */
-function isAuthorized(req: IncomingMessage, token: string): boolean {
+function isAuthorized(req: HttpRequest, token: string): boolean {
   const header = req.headers.authorization ?? "";
   const match = /^Bearer\s+(.+)$/i.exec(header);
   if (!match?.[1]) return false;
@@ -32,8 +32,8 @@ function isAuthorized(req: IncomingMessage, token: string): boolean {
  * token configured the endpoints do not exist (404), so an unconfigured server exposes no purge at all.
  */
 export async function handlePurge(
-  req: IncomingMessage,
-  res: ServerResponse,
+  req: HttpRequest,
+  res: Reply,
   url: string,
   proxy: ImageProxy,
   adminToken: string,

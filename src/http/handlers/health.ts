@@ -1,15 +1,15 @@
-import type { ServerResponse } from "node:http";
+import type { Reply } from "../engine/reply.ts";
 import { ProxyError } from "../../errors.ts";
 import { sendJson } from "../respond.ts";
 
 /** Liveness: the process answers. */
-export function handleHealth(res: ServerResponse): void {
+export function handleHealth(res: Reply): void {
   sendJson(res, 200, { status: "ok" }, { "cache-control": "no-store" });
 }
 
 /** Readiness: the origin answers and the process is not shutting down. */
 export async function handleReady(
-  res: ServerResponse,
+  res: Reply,
   isShuttingDown: boolean,
   checkOrigin: () => Promise<void>,
 ): Promise<void> {

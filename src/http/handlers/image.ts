@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { HttpRequest, Reply } from "../engine/reply.ts";
 import { performance } from "node:perf_hooks";
 import { CONTENT_TYPES } from "../../image-format.ts";
 import type { Metrics } from "../../metrics.ts";
@@ -9,7 +9,7 @@ import type { TransformOptions, TransformOptionsParser } from "../../transform/o
 import { matchesIfNoneMatch, parseRange } from "../conditional.ts";
 import { ProxyError } from "../../errors.ts";
 import { parseImagePath } from "../path.ts";
-import { renderHeaderLines, writeHeadWithLines } from "../header-lines.ts";
+import { renderHeaderLines } from "../header-lines.ts";
 import { sendJson } from "../respond.ts";
 import { SIGNATURE_KEYS, verifySignature } from "../signature.ts";
 
@@ -94,8 +94,8 @@ export type CacheOutcome = "hit" | "miss" | "collapsed";
 
 /** Parses `/img/<path>?<options>`, asks the proxy, and answers with the variant (200, 206, 304 or HEAD). */
 export function handleImage(
-  req: IncomingMessage,
-  res: ServerResponse,
+  req: HttpRequest,
+  res: Reply,
   url: string,
   proxy: ImageProxy,
   stats: ProxyStats,
@@ -166,8 +166,8 @@ function serverTiming(result: ProxyResult, started: number): string {
 }
 
 function sendVariant(
-  req: IncomingMessage,
-  res: ServerResponse,
+  req: HttpRequest,
+  res: Reply,
   result: ProxyResult,
   stats: ProxyStats,
   options: ImageHandlerOptions,
@@ -176,24 +176,18 @@ function sendVariant(
 ): void {
   const { variant } = result;
   const size = variant.body.byteLength;
-  // Every value below is safe on the wire without validation (see writeHeadWithLines): the content type comes from our
+  // Every value below is safe on the wire without validation (see Reply.writeHeadLines): the content type comes from our
   // table, the ETag from our hash (entries read from disk or Redis are checked by the entry codec), the rest are our
   // own templates and numbers, and the request id was matched against REQUEST_ID or made by randomUUID().
   let lines = `content-type: ${CONTENT_TYPES[variant.format]}\r\netag: ${variant.etag}\r\n${
     result.cacheStatus === "hit" ? HIT_LINES : result.collapsed ? COLLAPSED_LINES : STORED_LINES
   }server-timing: ${serverTiming(result, started)}\r\n`;
   if (result.varyAccept) lines += "vary: Accept\r\n";
-  // Headers Node must see itself (Connection: close during shutdown) go to writeHead; the rest join the lines.
-  const nodePairs: string[] = [];
-  for (let i = 0; i + 1 < extraHeaders.length; i += 2) {
-    const name = extraHeaders[i]!; // i + 1 < length
-    if (name === "connection") nodePairs.push(name, extraHeaders[i + 1]!);
-    else lines += `${name}: ${extraHeaders[i + 1]!}\r\n`;
-  }
+  for (let i = 0; i + 1 < extraHeaders.length; i += 2) lines += `${extraHeaders[i]!}: ${extraHeaders[i + 1]!}\r\n`; // pairs
   lines += options.headerLines;
 
   if (matchesIfNoneMatch(req.headers["if-none-match"], variant.etag)) {
-    writeHeadWithLines(res, 304, nodePairs, lines);
+    res.writeHeadLines(304, lines);
     res.end();
     return;
   }
@@ -215,14 +209,12 @@ function sendVariant(
   const isHead = req.method === "HEAD";
   if (range.kind === "partial") {
     const length = range.end - range.start + 1;
-    nodePairs.push("content-range", `bytes ${range.start}-${range.end}/${size}`, "content-length", String(length));
-    writeHeadWithLines(res, 206, nodePairs, lines);
+    res.writeHeadLines(206, `${lines}content-range: bytes ${range.start}-${range.end}/${size}\r\n`);
     res.end(variant.body.subarray(range.start, range.end + 1));
     stats.bytesServed += length;
     return;
   }
-  nodePairs.push("content-length", String(size));
-  writeHeadWithLines(res, 200, nodePairs, lines);
+  res.writeHeadLines(200, lines, size);
   if (isHead) {
     res.end();
     return;

@@ -1,0 +1,240 @@
+import type { Socket } from "node:net";
+import { Reply } from "./reply.ts";
+import type { HttpRequest, ReplySink } from "./reply.ts";
+import { RequestParser } from "./request-parser.ts";
+import type { RequestHead } from "./request-parser.ts";
+
+/** Answers one request; must not throw (the server's handler catches its own errors). */
+export type RequestHandler = (req: HttpRequest, res: Reply) => void;
+
+export interface ConnectionOptions {
+  readonly handler: RequestHandler;
+  /** `keep-alive: timeout=N\r\n`, or "" when idle connections are never timed out. */
+  readonly keepAliveLine: string;
+  readonly maxRequestsPerSocket: number;
+  readonly isShuttingDown: () => boolean;
+}
+
+/*
+ * One client connection, one request at a time:
+ *
+ *   IDLE --bytes--> HEAD --head parsed--> BUSY --reply done--> IDLE (or CLOSING)
+ *                     \--bad bytes / timeout--> CLOSING (400/408/414/431 sent)
+ *   BUSY/DRAINING: bytes that arrive are kept (the socket paused) and parsed after the reply, so pipelined requests are
+ *   answered in order; DRAINING waits for a full socket to drain before the next request is read (memory stays at
+ *   one reply per connection however fast a client pipelines). CLOSING: our FIN is sent; what the client still sends
+ *   is read and dropped until it closes or the linger time ends (a close with unread input would be a reset, which
+ *   can make the client lose the reply).
+ */
+const IDLE = 0;
+const HEAD = 1;
+const BUSY = 2;
+const DRAINING = 3;
+const CLOSING = 4;
+type State = typeof IDLE | typeof HEAD | typeof BUSY | typeof DRAINING | typeof CLOSING;
+
+/** Bytes read and dropped from a closing connection before it is cut. */
+const MAX_LINGER_BYTES = 1024 * 1024;
+
+const REASONS: Readonly<Record<number, string>> = {
+  400: "Bad Request",
+  408: "Request Timeout",
+  414: "URI Too Long",
+  431: "Request Header Fields Too Large",
+};
+const ERROR_CODES: Readonly<Record<number, string>> = {
+  400: "BAD_REQUEST",
+  408: "REQUEST_TIMEOUT",
+  414: "URI_TOO_LONG",
+  431: "HEADERS_TOO_LARGE",
+};
+const MESSAGES: Readonly<Record<number, string>> = {
+  400: "the request is not valid HTTP/1.1",
+  408: "the request headers did not arrive in time",
+  414: "the URL is too long",
+  431: "the request headers are too large",
+};
+
+export class Connection implements ReplySink {
+  readonly socket: Socket;
+  readonly keepAliveLine: string;
+  readonly #options: ConnectionOptions;
+  readonly #parser = new RequestParser();
+  #state: State = IDLE;
+  /** When the state began (ms): the header, idle and linger timeouts count from it. */
+  #sinceMs = Date.now();
+  /** Bytes received while a reply was in progress, parsed after it. */
+  #pending: Buffer | undefined;
+  #head: RequestHead | undefined;
+  #served = 0;
+  #lingerBytes = 0;
+  #isParsing = false;
+  #hasPeerEnded = false;
+  #isClosed = false;
+
+  constructor(socket: Socket, options: ConnectionOptions) {
+    this.socket = socket;
+    this.#options = options;
+    this.keepAliveLine = options.keepAliveLine;
+    socket.on("data", (chunk: Buffer) => this.#onData(chunk));
+    socket.on("end", () => this.#onEnd());
+    socket.on("error", () => {}); // resets and the like: "close" follows
+    socket.once("close", () => {
+      this.#isClosed = true;
+      this.#parser.destroy();
+    });
+  }
+
+  get isIdle(): boolean {
+    return this.#state === IDLE;
+  }
+
+  /** Called by the server's sweep: applies the header, idle and linger timeouts. */
+  checkTimeouts(nowMs: number, headersTimeoutMs: number, keepAliveTimeoutMs: number, lingerMs: number): void {
+    const elapsedMs = nowMs - this.#sinceMs;
+    if (this.#state === HEAD && elapsedMs > headersTimeoutMs) this.#refuse(408);
+    else if (this.#state === IDLE && keepAliveTimeoutMs > 0 && elapsedMs > keepAliveTimeoutMs) this.socket.destroy();
+    else if (this.#state === CLOSING && elapsedMs > lingerMs) this.socket.destroy();
+  }
+
+  // ReplySink
+
+  isClosingAfter(): boolean {
+    const head = this.#head;
+    return (
+      head === undefined ||
+      !head.isKeepAlive ||
+      head.hasBody ||
+      head.isUpgrade ||
+      this.#served + 1 >= this.#options.maxRequestsPerSocket ||
+      this.#options.isShuttingDown() ||
+      (this.#hasPeerEnded && this.#pending === undefined)
+    );
+  }
+
+  onReplyDone(shouldClose: boolean): void {
+    this.#served++;
+    if (shouldClose || this.#isClosed) return this.#closeGracefully();
+    this.#state = IDLE;
+    this.#sinceMs = Date.now();
+    if (!this.#isParsing) this.#continue();
+  }
+
+  // Reading
+
+  #onData(chunk: Buffer): void {
+    const state = this.#state;
+    if (state === CLOSING) {
+      this.#lingerBytes += chunk.length;
+      if (this.#lingerBytes > MAX_LINGER_BYTES) this.socket.destroy();
+      return;
+    }
+    if (state === BUSY || state === DRAINING) return this.#keep(chunk);
+    if (this.socket.writableNeedDrain) {
+      this.#keep(chunk);
+      return this.#drainThenContinue();
+    }
+    if (state === IDLE) this.#sinceMs = Date.now(); // the header timeout starts with the first byte
+    this.#parse(chunk);
+  }
+
+  #onEnd(): void {
+    this.#hasPeerEnded = true;
+    if (this.#state === IDLE || this.#state === HEAD) this.#closeGracefully();
+  }
+
+  /** Keeps bytes that arrived during a reply (the socket pauses: at most a chunk or two are ever kept). */
+  #keep(chunk: Buffer): void {
+    this.#pending = this.#pending === undefined ? chunk : Buffer.concat([this.#pending, chunk]);
+    this.socket.pause();
+  }
+
+  #parse(chunk: Buffer): void {
+    let input = chunk;
+    this.#isParsing = true;
+    try {
+      for (;;) {
+        const result = this.#parser.feed(input);
+        if (result.kind === "more") {
+          this.#state = this.#parser.isInHead ? HEAD : IDLE;
+          if (this.#hasPeerEnded) this.#closeGracefully();
+          return;
+        }
+        if (result.kind === "error")
+          return this.#refuse(result.status, result.status === 400 ? result.code : undefined);
+        this.#state = BUSY;
+        this.#head = result.head;
+        this.#dispatch(result.head);
+        const state = this.#state as State; // the handler may have replied (and moved on) already
+        if (state === CLOSING) return;
+        if (result.rest.length === 0) return;
+        if (state === BUSY) return this.#keep(result.rest);
+        if (this.socket.writableNeedDrain) {
+          this.#keep(result.rest);
+          return this.#drainThenContinue();
+        }
+        input = result.rest; // a pipelined request right behind the one just answered
+      }
+    } finally {
+      this.#isParsing = false;
+    }
+  }
+
+  #dispatch(head: RequestHead): void {
+    const req: HttpRequest = { method: head.method, url: head.url, headers: head.headers, socket: this.socket };
+    const reply = new Reply(req, this);
+    try {
+      this.#options.handler(req, reply);
+    } catch {
+      reply.destroy();
+    }
+  }
+
+  /** After a reply: waits for a full socket to drain, then parses what arrived meanwhile. */
+  #continue(): void {
+    if (this.#isClosed) return;
+    if (this.socket.writableNeedDrain) return this.#drainThenContinue();
+    const pending = this.#pending;
+    if (pending === undefined) {
+      this.socket.resume();
+      if (this.#hasPeerEnded) this.#closeGracefully();
+      return;
+    }
+    this.#pending = undefined;
+    this.#sinceMs = Date.now();
+    this.socket.resume();
+    this.#parse(pending);
+  }
+
+  #drainThenContinue(): void {
+    this.#state = DRAINING;
+    this.socket.pause();
+    this.socket.once("drain", () => {
+      this.#state = IDLE;
+      this.#continue();
+    });
+  }
+
+  /** Answers a request that cannot be parsed (or came too slowly) and closes: the stream can't be trusted after. */
+  #refuse(status: number, detail?: string): void {
+    const message = detail === undefined ? MESSAGES[status] : `${MESSAGES[status]} (${detail})`;
+    const body = JSON.stringify({ error: ERROR_CODES[status], message });
+    if (!this.socket.destroyed) {
+      this.socket.write(
+        `HTTP/1.1 ${status} ${REASONS[status]}\r\ncontent-type: application/json; charset=utf-8\r\n` +
+          `content-length: ${body.length}\r\nx-content-type-options: nosniff\r\nconnection: close\r\n\r\n${body}`,
+      );
+    }
+    this.#closeGracefully();
+  }
+
+  /** Sends our FIN after what is queued, then reads and drops input until the client closes (or the linger ends). */
+  #closeGracefully(): void {
+    if (this.#state === CLOSING) return;
+    this.#state = CLOSING;
+    this.#sinceMs = Date.now();
+    this.#pending = undefined;
+    this.socket.end();
+    this.socket.resume();
+  }
+}
