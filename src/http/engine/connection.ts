@@ -89,10 +89,15 @@ export class Connection implements ReplySink {
     return this.#state === IDLE;
   }
 
-  /** Called by the server's sweep: applies the header, idle and linger timeouts. */
+  /**
+   * Called by the server's sweep: applies the header, idle and linger timeouts. A connection that has sent nothing yet
+   * gets the header timeout even when idle connections are never timed out (keep-alive timeout 0): an open socket
+   * that never speaks must not hold a connection slot for ever.
+   */
   checkTimeouts(nowMs: number, headersTimeoutMs: number, keepAliveTimeoutMs: number, lingerMs: number): void {
     const elapsedMs = nowMs - this.#sinceMs;
     if (this.#state === HEAD && elapsedMs > headersTimeoutMs) this.#refuse(408);
+    else if (this.#state === IDLE && this.#served === 0 && elapsedMs > headersTimeoutMs) this.socket.destroy();
     else if (this.#state === IDLE && keepAliveTimeoutMs > 0 && elapsedMs > keepAliveTimeoutMs) this.socket.destroy();
     else if (this.#state === CLOSING && elapsedMs > lingerMs) this.socket.destroy();
   }

@@ -191,6 +191,17 @@ describe("HTTP engine", () => {
     expect(idle.unread.length).toBe(0);
   });
 
+  it("closes a connection that never sends a byte after the header timeout, even with no idle timeout", async () => {
+    const port = await serve((_req, res) => res.end("ok"), { headersTimeoutMs: 200, keepAliveTimeoutMs: 0 });
+    const silent = await WireClient.open(port);
+    const talking = await WireClient.open(port);
+    talking.write(get("/"));
+    expect((await talking.read()).body.toString()).toBe("ok");
+    await silent.closed();
+    await sleep(400);
+    expect(talking.isEnded).toBe(false); // served once, idle: kept (keep-alive timeout 0 means never)
+  });
+
   it("finishes the reply in flight on close, with connection: close, and closes idle connections at once", async () => {
     let release: (() => void) | undefined;
     const port = await serve((_req, res) => {
