@@ -97,7 +97,7 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     extra.push("ratelimit-policy", policy, "ratelimit", `"default";r=${decision.remaining};t=${decision.resetSeconds}`);
     if (decision.allowed) return true;
     stats.rateLimited++;
-    applyHeaders(res, extra);
+    res.setHeaderPairs(extra);
     sendJson(
       res,
       429,
@@ -129,7 +129,7 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
       res.setHeader("allow", "GET, HEAD");
       throw new ProxyError("METHOD_NOT_ALLOWED", "images are read with GET or HEAD");
     }
-    if (hasBody(req)) {
+    if (req.hasBody) {
       throw new ProxyError("BODY_NOT_ALLOWED", "image requests carry no body");
     }
     const admitted = admit(req, res, extra);
@@ -160,7 +160,7 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     extra: readonly string[],
     error: unknown,
   ): void {
-    if (!res.headersSent) applyHeaders(res, extra);
+    if (!res.headersSent) res.setHeaderPairs(extra);
     sendError(res, error, log.child({ reqId }));
     finish(req, res, url, started, reqId, undefined);
   }
@@ -174,7 +174,7 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
       const admitted = admit(req, res, extra);
       if (admitted === false || (admitted !== true && !(await admitted))) return undefined;
     }
-    applyHeaders(res, extra);
+    res.setHeaderPairs(extra);
     if (pathname === "/healthz") return void handleHealth(res);
     if (pathname === "/readyz") return void (await handleReady(res, shuttingDown, deps.checkOrigin));
     if (pathname === "/metrics") {
@@ -267,15 +267,4 @@ function routeOf(url: string): string {
     return url.startsWith("/api/cache") ? "purge" : url.startsWith("/api/images") ? "images" : "stats";
   if (url === "/healthz" || url === "/readyz" || url === "/metrics") return url.slice(1);
   return "static";
-}
-
-/** A GET/HEAD with a body is refused: nothing reads it, and a large one would tie the socket up. */
-function hasBody(req: HttpRequest): boolean {
-  const length = req.headers["content-length"];
-  return (length !== undefined && length !== "0") || req.headers["transfer-encoding"] !== undefined;
-}
-
-/** Sets header pairs on a response that is not on the hot path (JSON, static files, errors). */
-function applyHeaders(res: Reply, pairs: readonly string[]): void {
-  for (let i = 0; i + 1 < pairs.length; i += 2) res.setHeader(pairs[i]!, pairs[i + 1]!); // i + 1 < length
 }

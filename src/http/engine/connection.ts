@@ -128,6 +128,14 @@ export class Connection implements ReplySink {
   // Reading
 
   #onData(chunk: Buffer): void {
+    try {
+      this.#read(chunk);
+    } catch {
+      this.socket.destroy(); // a bug of ours while parsing: this connection's state can't be trusted, the process can
+    }
+  }
+
+  #read(chunk: Buffer): void {
     const state = this.#state;
     if (state === CLOSING) {
       this.#lingerBytes += chunk.length;
@@ -186,7 +194,13 @@ export class Connection implements ReplySink {
   }
 
   #dispatch(head: RequestHead): void {
-    const req: HttpRequest = { method: head.method, url: head.url, headers: head.headers, socket: this.socket };
+    const req: HttpRequest = {
+      method: head.method,
+      url: head.url,
+      headers: head.headers,
+      hasBody: head.hasBody,
+      socket: this.socket,
+    };
     const reply = new Reply(req, this);
     try {
       this.#options.handler(req, reply);

@@ -8,6 +8,8 @@ export interface HttpRequest {
   readonly method: string;
   readonly url: string;
   readonly headers: RequestHeaders;
+  /** A body follows the head (Content-Length > 0 or Transfer-Encoding); it is never read, and the connection closes. */
+  readonly hasBody: boolean;
   readonly socket: Socket;
 }
 
@@ -96,6 +98,12 @@ export class Reply {
       }
     }
     pairs.push(lower, text);
+    return this;
+  }
+
+  /** setHeader for each name/value pair of a flat list. */
+  setHeaderPairs(pairs: readonly string[]): this {
+    for (let i = 0; i + 1 < pairs.length; i += 2) this.setHeader(pairs[i]!, pairs[i + 1]!); // i + 1 < length
     return this;
   }
 

@@ -138,6 +138,11 @@ function instance(): Llhttp {
   return created;
 }
 
+/** Bytes of WebAssembly memory llhttp holds (it grows, never shrinks): a leak of parsers would show here. */
+export function parserMemoryBytes(): number {
+  return instance().memory.buffer.byteLength;
+}
+
 /** One connection's parser: `feed` it bytes; it stops at the end of each request head. */
 export class RequestParser {
   readonly #ptr: number;

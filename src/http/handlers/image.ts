@@ -197,7 +197,7 @@ function sendVariant(
       ? parseRange(req.headers.range, size)
       : { kind: "full" as const };
   if (range.kind === "unsatisfiable") {
-    for (let i = 0; i + 1 < extraHeaders.length; i += 2) res.setHeader(extraHeaders[i]!, extraHeaders[i + 1]!); // pairs
+    res.setHeaderPairs(extraHeaders);
     sendJson(
       res,
       416,
