@@ -55,6 +55,7 @@ export class Transformer {
   readonly #limiter: TransformLimiter;
   #transforms = 0;
   #failures = 0;
+  #renders = 0;
 
   constructor(config: TransformConfig) {
     this.#config = config;
@@ -74,7 +75,10 @@ export class Transformer {
       const encoding = resolveEncoding(format, header);
       const plan = planRender(options, encoding, header, this.#config);
       const frames = framesToRender(encoding, header, this.#config);
-      const { value, queueMs } = await this.#runWithDeadline(() => render(original, plan, frames, this.#config));
+      const { value, queueMs } = await this.#runWithDeadline(() => {
+        this.#renders++;
+        return render(original, plan, frames, this.#config);
+      });
       this.#transforms++;
       return { ...value, format: encoding, queueMs };
     } catch (error) {
@@ -83,9 +87,19 @@ export class Transformer {
     }
   }
 
-  /** transforms = succeeded, failures = refused or failed (OVERLOADED counts in rejected instead). */
-  stats(): { transforms: number; inFlight: number; queued: number; rejected: number; failures: number } {
-    return { transforms: this.#transforms, ...this.#limiter.stats(), failures: this.#failures };
+  /**
+   * transforms = succeeded, failures = refused or failed (OVERLOADED counts in rejected instead), renders = jobs that
+   * began decoding (a source refused from its header never does).
+   */
+  stats(): {
+    transforms: number;
+    renders: number;
+    inFlight: number;
+    queued: number;
+    rejected: number;
+    failures: number;
+  } {
+    return { transforms: this.#transforms, renders: this.#renders, ...this.#limiter.stats(), failures: this.#failures };
   }
 
   /**

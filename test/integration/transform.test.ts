@@ -117,17 +117,18 @@ describe("transforms through the proxy", () => {
     const app = await proxyFor();
     const { body } = await get(app, "/img/rotated.jpg?w=100&f=png");
     expect(await imageFacts(body)).toEqual({ format: "png", width: 100, height: 200 });
+    expect(app.transformer.stats()).toMatchObject({ renders: 1, transforms: 1 }); // the counter the bomb test reads
   });
 
-  it("refuses a PNG claiming 50,000 x 50,000 pixels quickly, without a memory spike", async () => {
+  it("refuses a PNG claiming 50,000 x 50,000 pixels from its header, before any decoding, without a memory spike", async () => {
     const app = await proxyFor();
     const rssBefore = process.memoryUsage().rss;
-    const started = performance.now();
     const { res, body } = await get(app, "/img/bomb.png?w=100");
-    const elapsedMs = performance.now() - started;
     expect(res.status).toBe(413);
     expect(JSON.parse(body.toString())).toMatchObject({ error: "SOURCE_TOO_LARGE" });
-    expect(elapsedMs).toBeLessThan(100); // the issue's bound: refused from the header, before any decoding
+    // The issue's "quickly" (< 100 ms) holds because nothing is decoded: checked here as no render having begun (a
+    // wall-clock bound failed on a loaded CI machine at 150 ms; speed belongs to `npm run bench`).
+    expect(app.transformer.stats()).toMatchObject({ renders: 0, failures: 1 });
     expect(process.memoryUsage().rss - rssBefore).toBeLessThan(50 * 1024 * 1024);
     expect(app.variants.stats().entries).toBe(0);
   });
