@@ -140,6 +140,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       transformsQueued: t.queued,
       transformsRejected: t.rejected,
       rateLimited: stats.rateLimited,
+      rejectedConnections: stats.rejectedConnections,
+      refusedRequests: stats.refusedRequests,
       shed: t.rejected + stats.shed,
       bytesServed: stats.bytesServed,
       originalBytesEquivalent: stats.originalBytesEquivalent,
@@ -262,6 +264,18 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       help: "Requests refused with 429",
       type: "counter",
       read: () => [{ value: stats.rateLimited }],
+    },
+    {
+      name: "imagika_rejected_connections_total",
+      help: "Connections closed at once: their client already held --max-connections-per-client",
+      type: "counter",
+      read: () => [{ value: stats.rejectedConnections }],
+    },
+    {
+      name: "imagika_refused_requests_total",
+      help: "Requests refused before routing: malformed (400), too slow (408), too large (414, 431)",
+      type: "counter",
+      read: () => [{ value: stats.refusedRequests }],
     },
     {
       name: "imagika_bytes_served_total",

@@ -235,6 +235,10 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     maxConnectionsPerClient: config.maxConnectionsPerClient,
     clientKeyOf: socketClientKey,
     onRejectedConnection: () => void stats.rejectedConnections++,
+    onRefusedRequest: (status, code, socket) => {
+      stats.refusedRequests++;
+      log.debug({ status, code, client: socket.remoteAddress }, "refused request");
+    },
   });
 
   async function close(timeoutMs: number): Promise<void> {

@@ -12,6 +12,8 @@ export class ProxyStats {
   rateLimited = 0;
   /** Connections closed at once because their client already held --max-connections-per-client. */
   rejectedConnections = 0;
+  /** Requests the HTTP engine refused before routing: malformed (400), too slow (408), too large (414, 431). */
+  refusedRequests = 0;
   shed = 0;
   bytesServed = 0;
   /** What the originals behind every served image would have cost. */

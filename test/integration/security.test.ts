@@ -472,6 +472,7 @@ describe("hostile clients", () => {
     }
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(closedEarly.filter(Boolean).length).toBe(3);
+    expect(app.stats.rejectedConnections).toBe(3);
     for (const socket of sockets) socket.destroy();
     await new Promise((resolve) => setTimeout(resolve, 100));
     await expectStillHealthy(app);
@@ -486,6 +487,9 @@ describe("hostile clients", () => {
     );
     expect(reply).toMatch(/^HTTP\/1\.1 431/);
     await expectStillHealthy(app);
+    const stats = (await (await fetch(`${app.url}/api/stats`)).json()) as { refusedRequests: number };
+    expect(stats.refusedRequests).toBe(2); // counted for operators (and in imagika_refused_requests_total)
+    expect(await (await fetch(`${app.url}/metrics`)).text()).toMatch(/^imagika_refused_requests_total 2$/m);
   });
 
   it("sends nosniff, a sandboxing CSP and CORP on every image, and keeps Accept, Cookie and Host out of cache keys", async () => {

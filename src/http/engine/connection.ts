@@ -9,6 +9,7 @@ export type RequestHandler = (req: HttpRequest, res: Reply) => void;
 
 export interface ConnectionOptions {
   readonly handler: RequestHandler;
+  readonly onRefusedRequest: (status: number, code: string, socket: Socket) => void;
   /** `keep-alive: timeout=N\r\n`, or "" when idle connections are never timed out. */
   readonly keepAliveLine: string;
   readonly maxRequestsPerSocket: number;
@@ -173,8 +174,7 @@ export class Connection implements ReplySink {
           if (this.#hasPeerEnded) this.#closeGracefully();
           return;
         }
-        if (result.kind === "error")
-          return this.#refuse(result.status, result.status === 400 ? result.code : undefined);
+        if (result.kind === "error") return this.#refuse(result.status, result.code);
         this.#state = BUSY;
         this.#head = result.head;
         this.#dispatch(result.head);
@@ -235,8 +235,9 @@ export class Connection implements ReplySink {
   }
 
   /** Answers a request that cannot be parsed (or came too slowly) and closes: the stream can't be trusted after. */
-  #refuse(status: number, detail?: string): void {
-    const message = detail === undefined ? MESSAGES[status] : `${MESSAGES[status]} (${detail})`;
+  #refuse(status: number, code = ERROR_CODES[status]!): void {
+    this.#options.onRefusedRequest(status, code, this.socket);
+    const message = status === 400 ? `${MESSAGES[status]} (${code})` : MESSAGES[status];
     const body = JSON.stringify({ error: ERROR_CODES[status], message });
     if (!this.socket.destroyed) {
       this.socket.write(

@@ -29,6 +29,8 @@ export interface HttpEngineOptions {
   /** The client key of a socket's peer (the connection cap's key). */
   readonly clientKeyOf: (socket: Socket) => string;
   readonly onRejectedConnection: () => void;
+  /** A request refused before any route saw it: 400 (malformed), 408 (too slow), 414 or 431 (too large). */
+  readonly onRefusedRequest: (status: number, code: string, socket: Socket) => void;
 }
 
 export interface HttpEngine {
@@ -48,6 +50,7 @@ export function createHttpEngine(options: HttpEngineOptions): HttpEngine {
   const keepAliveSeconds = Math.floor(options.keepAliveTimeoutMs / 1000);
   const connectionOptions = {
     handler: options.handler,
+    onRefusedRequest: options.onRefusedRequest,
     keepAliveLine: keepAliveSeconds > 0 ? `keep-alive: timeout=${keepAliveSeconds}\r\n` : "",
     maxRequestsPerSocket: options.maxRequestsPerSocket,
     isShuttingDown: (): boolean => isShuttingDown,

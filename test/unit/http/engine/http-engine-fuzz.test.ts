@@ -33,6 +33,7 @@ beforeAll(async () => {
     maxConnectionsPerClient: 1000,
     clientKeyOf: () => "fuzz",
     onRejectedConnection: () => {},
+    onRefusedRequest: () => {},
   });
   await new Promise<void>((resolve) => engine.server.listen(0, "127.0.0.1", resolve));
   port = (engine.server.address() as AddressInfo).port;

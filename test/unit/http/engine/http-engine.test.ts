@@ -24,6 +24,7 @@ async function serve(handler: RequestHandler, options: Partial<HttpEngineOptions
     maxConnectionsPerClient: 100,
     clientKeyOf: (socket) => socket.remoteAddress ?? "",
     onRejectedConnection: () => {},
+    onRefusedRequest: () => {},
     ...options,
   });
   engines.push(engine);
