@@ -73,10 +73,13 @@ describe("request parser (llhttp)", () => {
     expect(headOf(parser.feed(Buffer.from("T /c HTTP/1.1\r\nHost: x\r\n\r\n"))).head.url).toBe("/c");
   });
 
-  it("keeps `__proto__` a header, not a prototype", () => {
-    const { head } = headOf(parse("GET / HTTP/1.1\r\nHost: x\r\n__proto__: polluted\r\n\r\n"));
-    expect(head.headers["__proto__"]).toBe("polluted");
-    expect(Object.getPrototypeOf(head.headers)).toBe(null);
+  it("drops headers named after Object.prototype's members, so none can shadow them or reach the prototype", () => {
+    const { head } = headOf(
+      parse("GET / HTTP/1.1\r\nHost: x\r\n__proto__: polluted\r\nConstructor: c\r\ntoString: t\r\nX-A: 1\r\n\r\n"),
+    );
+    expect(Object.keys(head.headers).sort()).toEqual(["host", "tostring", "x-a"]); // names are lower-cased first
+    expect(Object.getPrototypeOf(head.headers)).toBe(Object.prototype);
+    expect(({} as Record<string, unknown>)["polluted"]).toBeUndefined();
   });
 
   it.each([
