@@ -55,6 +55,7 @@ export async function createScaleOut(config: Config, log: Logger): Promise<Scale
   let cluster: ClusterCoalescer | undefined;
   const { keyPrefix } = config.redis;
   let closeRedis: ((client: RedisClient) => Promise<void>) | undefined;
+  let commandTimeoutMs = 0;
   if (config.redis.url !== "") {
     // The Redis client is loaded only when a Redis URL is set: the redis package (with its modules) adds ~7.6 MiB
     // to the heap, and every full garbage collection marks it; a cold 4K load runs one every few requests.
@@ -63,6 +64,7 @@ export async function createScaleOut(config: Config, log: Logger): Promise<Scale
       import("./cache/cluster-bus.ts"),
     ]);
     closeRedis = redisModule.closeRedis;
+    commandTimeoutMs = redisModule.REDIS_COMMAND_TIMEOUT_MS;
     const { createRedisConnection, RedisCache } = redisModule;
     client = createRedisConnection(config.redis.url, tierLog);
     redis = new RedisCache({
@@ -151,7 +153,8 @@ export async function createScaleOut(config: Config, log: Logger): Promise<Scale
     limiter(local) {
       if (!client || !local) return local;
       redisLimiter = new RedisRateLimiter({
-        client,
+        client: client.withCommandOptions({ timeout: 0 }), // the limiter times its calls itself (see its options)
+        timeoutMs: commandTimeoutMs,
         keyPrefix,
         perSecond: local.perSecond,
         burst: local.burst,

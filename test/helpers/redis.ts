@@ -51,6 +51,10 @@ export interface PrivateRedis {
   stop(): Promise<void>;
   /** Starts it again on the same port (empty: it persists nothing). */
   start(): Promise<void>;
+  /** Freezes the server (SIGSTOP): connections stay open and nothing is answered, as a stalled Redis. */
+  freeze(): void;
+  /** Lets a frozen server go on (SIGCONT). */
+  thaw(): void;
 }
 
 /** A redis-server of this test's own on a free port, so it can be killed without touching the shared one. */
@@ -81,6 +85,19 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
     running.kill("SIGKILL");
     await exited;
   };
+  const signal = (name: NodeJS.Signals): void => {
+    if (child?.exitCode === null) child.kill(name);
+  };
   await start();
-  return { url: `redis://127.0.0.1:${port}`, port, stop, start };
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    stop: async () => {
+      signal("SIGCONT"); // a frozen process would not act on SIGKILL's exit until continued
+      await stop();
+    },
+    start,
+    freeze: () => signal("SIGSTOP"),
+    thaw: () => signal("SIGCONT"),
+  };
 }
