@@ -401,6 +401,13 @@ export const PROXY_SETTINGS = {
     default: 30_000,
     help: "Time a client has to send its whole request: no request carries a body, so the shorter of this and --headers-timeout-ms applies",
   }),
+  sendTimeoutMs: setting({
+    flag: "send-timeout-ms",
+    env: "SEND_TIMEOUT_MS",
+    parse: int(1000, 3_600_000),
+    default: 60_000,
+    help: "Longest a reply may make no progress because the client stopped reading (slow-read guard, as nginx's send_timeout); one reply must leave within it",
+  }),
   keepAliveTimeoutMs: setting({
     flag: "keep-alive-timeout-ms",
     env: "KEEP_ALIVE_TIMEOUT_MS",
@@ -540,6 +547,7 @@ export interface HttpConfig {
   readonly headersTimeoutMs: number;
   readonly requestTimeoutMs: number;
   readonly keepAliveTimeoutMs: number;
+  readonly sendTimeoutMs: number;
 }
 
 export interface LogConfig {
@@ -602,6 +610,7 @@ export function buildConfig(s: ProxySettings): Config {
       headersTimeoutMs: s.headersTimeoutMs,
       requestTimeoutMs: s.requestTimeoutMs,
       keepAliveTimeoutMs: s.keepAliveTimeoutMs,
+      sendTimeoutMs: s.sendTimeoutMs,
     },
     log: { level: s.logLevel, pretty: s.logPretty },
     workers: s.workers,

@@ -231,6 +231,7 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     // No request has a body, so the whole request is its head: the shorter of the two limits applies.
     headersTimeoutMs: Math.min(config.headersTimeoutMs, config.requestTimeoutMs),
     keepAliveTimeoutMs: config.keepAliveTimeoutMs,
+    sendTimeoutMs: config.sendTimeoutMs,
     maxRequestsPerSocket: 10_000,
     maxConnectionsPerClient: config.maxConnectionsPerClient,
     clientKeyOf: socketClientKey,

@@ -23,14 +23,17 @@ export interface WireResponse {
 /** One raw connection: requests go out as written bytes; responses come back split by their own framing. */
 export class WireClient {
   readonly #socket: Socket;
-  #buffer = Buffer.alloc(0);
+  /** Unread bytes as received; joined only when a response could be complete (large bodies stay linear). */
+  #chunks: Buffer[] = [];
+  #length = 0;
   #isEnded = false;
   #notify: (() => void) | undefined;
 
   private constructor(socket: Socket) {
     this.#socket = socket;
     socket.on("data", (chunk: Buffer) => {
-      this.#buffer = Buffer.concat([this.#buffer, chunk]);
+      this.#chunks.push(chunk);
+      this.#length += chunk.length;
       this.#notify?.();
     });
     const end = (): void => {
@@ -58,7 +61,7 @@ export class WireClient {
 
   /** Bytes received but not yet read as a response. */
   get unread(): Buffer {
-    return this.#buffer;
+    return this.#flat();
   }
 
   get socket(): Socket {
@@ -72,22 +75,34 @@ export class WireClient {
   /** The next response; `method` says whether it has a body (HEAD does not). */
   async read(method = "GET"): Promise<WireResponse> {
     const deadline = Date.now() + WAIT_MS;
+    let needBytes = 0;
     for (;;) {
-      const parsed = parseResponse(this.#buffer, method);
-      if (parsed) {
-        this.#buffer = this.#buffer.subarray(parsed.size);
-        return parsed.response;
+      if (this.#length >= needBytes) {
+        const parsed = parseResponse(this.#flat(), method);
+        if (parsed && "response" in parsed) {
+          const rest = this.#flat().subarray(parsed.size);
+          this.#chunks = rest.length > 0 ? [rest] : [];
+          this.#length = rest.length;
+          return parsed.response;
+        }
+        needBytes = parsed?.needBytes ?? this.#length + 1;
       }
-      if (this.#isEnded) throw new Error(`closed with ${this.#buffer.length} bytes of an incomplete response`);
+      if (this.#isEnded) throw new Error(`closed with ${this.#length} bytes of an incomplete response`);
       await this.#change(deadline);
     }
+  }
+
+  /** The unread bytes as one buffer. */
+  #flat(): Buffer {
+    if (this.#chunks.length !== 1) this.#chunks = [Buffer.concat(this.#chunks, this.#length)];
+    return this.#chunks[0]!; // just made
   }
 
   /** Waits until at least `count` unread bytes have arrived. */
   async received(count: number): Promise<void> {
     const deadline = Date.now() + WAIT_MS;
-    while (this.#buffer.length < count) {
-      if (this.#isEnded) throw new Error(`closed after ${this.#buffer.length} of ${count} bytes`);
+    while (this.#length < count) {
+      if (this.#isEnded) throw new Error(`closed after ${this.#length} of ${count} bytes`);
       await this.#change(deadline);
     }
   }
@@ -107,7 +122,7 @@ export class WireClient {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#notify = undefined;
-        reject(new Error(`nothing from the server in time (${this.#buffer.length} bytes unread)`));
+        reject(new Error(`nothing from the server in time (${this.#length} bytes unread)`));
       }, deadline - Date.now());
       this.#notify = () => {
         clearTimeout(timer);
@@ -118,8 +133,14 @@ export class WireClient {
   }
 }
 
-/** One response from the front of `buffer`, or undefined while it is incomplete. */
-function parseResponse(buffer: Buffer, method: string): { response: WireResponse; size: number } | undefined {
+/**
+ * One response from the front of `buffer`; while it is incomplete, how many bytes it needs when the head tells, or
+ * undefined.
+ */
+function parseResponse(
+  buffer: Buffer,
+  method: string,
+): { response: WireResponse; size: number } | { needBytes: number } | undefined {
   const headEnd = buffer.indexOf("\r\n\r\n");
   if (headEnd < 0) return undefined;
   const [statusLine = "", ...lines] = buffer.subarray(0, headEnd).toString("latin1").split("\r\n");
@@ -144,7 +165,7 @@ function parseResponse(buffer: Buffer, method: string): { response: WireResponse
   const length = headers["content-length"];
   if (length === undefined || !/^\d+$/.test(length)) throw new Error(`${status} response without framing`);
   const end = start + Number(length);
-  if (buffer.length < end) return undefined;
+  if (buffer.length < end) return { needBytes: end };
   return { response: { status, headers, body: Buffer.from(buffer.subarray(start, end)) }, size: end };
 }
 

@@ -13,7 +13,16 @@ export interface ConnectionOptions {
   /** `keep-alive: timeout=N\r\n`, or "" when idle connections are never timed out. */
   readonly keepAliveLine: string;
   readonly maxRequestsPerSocket: number;
+  /** How long a closing connection may keep sending before it is cut. */
+  readonly lingerMs: number;
   readonly isShuttingDown: () => boolean;
+}
+
+/** The timeouts the server's sweep applies. */
+export interface ConnectionTimeouts {
+  readonly headersTimeoutMs: number;
+  readonly keepAliveTimeoutMs: number;
+  readonly sendTimeoutMs: number;
 }
 
 /*
@@ -69,6 +78,9 @@ export class Connection implements ReplySink {
   #head: RequestHead | undefined;
   #served = 0;
   #lingerBytes = 0;
+  /** The socket's unsent bytes at the last sweep, and since when they have not changed (a reader that stopped). */
+  #unsentBytes = 0;
+  #unsentSinceMs = 0;
   #isParsing = false;
   #hasPeerEnded = false;
   #isClosed = false;
@@ -91,16 +103,31 @@ export class Connection implements ReplySink {
   }
 
   /**
-   * Called by the server's sweep: applies the header, idle and linger timeouts. A connection that has sent nothing yet
-   * gets the header timeout even when idle connections are never timed out (keep-alive timeout 0): an open socket
-   * that never speaks must not hold a connection slot for ever.
+   * Called by the server's sweep: applies the header, idle, send and linger timeouts. A connection that has sent
+   * nothing yet gets the header timeout even when idle connections are never timed out (keep-alive timeout 0): an open
+   * socket that never speaks must not hold a connection slot for ever. Idle time only counts once the last reply has
+   * left the process: a slow reader of a 3 MB reply is sending, not idle. A reply whose unsent bytes stay the same for
+   * the send timeout (the client stopped reading) is cut, as nginx's send_timeout does, so slow readers cannot pin
+   * buffers and connections for ever. Node shows no progress inside one large write, so a single reply must leave
+   * within the send timeout: 60 s by default, 50 KB/s for a 3 MB image.
    */
-  checkTimeouts(nowMs: number, headersTimeoutMs: number, keepAliveTimeoutMs: number, lingerMs: number): void {
+  checkTimeouts(nowMs: number, timeouts: ConnectionTimeouts): void {
+    const unsent = this.socket.writableLength;
+    if (unsent !== this.#unsentBytes) {
+      this.#unsentBytes = unsent;
+      this.#unsentSinceMs = nowMs;
+    }
+    const state = this.#state;
+    if (unsent > 0) {
+      if (nowMs - this.#unsentSinceMs > timeouts.sendTimeoutMs) return void this.socket.destroy();
+      if (state === IDLE) this.#sinceMs = nowMs; // idle starts when the reply has left
+    }
     const elapsedMs = nowMs - this.#sinceMs;
-    if (this.#state === HEAD && elapsedMs > headersTimeoutMs) this.#refuse(408);
-    else if (this.#state === IDLE && this.#served === 0 && elapsedMs > headersTimeoutMs) this.socket.destroy();
-    else if (this.#state === IDLE && keepAliveTimeoutMs > 0 && elapsedMs > keepAliveTimeoutMs) this.socket.destroy();
-    else if (this.#state === CLOSING && elapsedMs > lingerMs) this.socket.destroy();
+    if (state === HEAD && elapsedMs > timeouts.headersTimeoutMs) this.#refuse(408);
+    else if (state === IDLE && this.#served === 0 && elapsedMs > timeouts.headersTimeoutMs) this.socket.destroy();
+    else if (state === IDLE && timeouts.keepAliveTimeoutMs > 0 && elapsedMs > timeouts.keepAliveTimeoutMs) {
+      this.socket.destroy();
+    } else if (state === CLOSING && elapsedMs > this.#options.lingerMs) this.socket.destroy();
   }
 
   // ReplySink

@@ -21,8 +21,10 @@ export interface HttpEngineOptions {
   readonly handler: RequestHandler;
   /** Time a client has for a request head from its first byte (408 after). */
   readonly headersTimeoutMs: number;
-  /** Idle time before a kept-alive connection is closed; 0: never. */
+  /** Idle time before a kept-alive connection is closed; 0: never. Idle starts once the last reply has left. */
   readonly keepAliveTimeoutMs: number;
+  /** Longest a reply may sit unsent without progress (a client that stopped reading) before the connection is cut. */
+  readonly sendTimeoutMs: number;
   readonly maxRequestsPerSocket: number;
   /** Open connections one client key may hold; more are closed at once. */
   readonly maxConnectionsPerClient: number;
@@ -50,6 +52,7 @@ export function createHttpEngine(options: HttpEngineOptions): HttpEngine {
   const keepAliveSeconds = Math.floor(options.keepAliveTimeoutMs / 1000);
   const connectionOptions = {
     handler: options.handler,
+    lingerMs: LINGER_MS,
     onRefusedRequest: options.onRefusedRequest,
     keepAliveLine: keepAliveSeconds > 0 ? `keep-alive: timeout=${keepAliveSeconds}\r\n` : "",
     maxRequestsPerSocket: options.maxRequestsPerSocket,
@@ -77,11 +80,14 @@ export function createHttpEngine(options: HttpEngineOptions): HttpEngine {
   });
 
   // One sweep for every connection's timeouts instead of a timer per request (as node:http's connectionsCheckingInterval).
-  const sweepMs = Math.max(50, Math.min(1000, options.headersTimeoutMs / 2, (options.keepAliveTimeoutMs || 2000) / 2));
+  const sweepMs = Math.max(
+    50,
+    Math.min(1000, options.headersTimeoutMs / 2, (options.keepAliveTimeoutMs || 2000) / 2, options.sendTimeoutMs / 2),
+  );
   const sweep = setInterval(() => {
     const nowMs = Date.now();
     for (const connection of connections) {
-      connection.checkTimeouts(nowMs, options.headersTimeoutMs, options.keepAliveTimeoutMs, LINGER_MS);
+      connection.checkTimeouts(nowMs, options);
     }
   }, sweepMs);
   sweep.unref();

@@ -29,6 +29,7 @@ beforeAll(async () => {
     },
     headersTimeoutMs: 2000,
     keepAliveTimeoutMs: 2000,
+    sendTimeoutMs: 60_000,
     maxRequestsPerSocket: 1000,
     maxConnectionsPerClient: 1000,
     clientKeyOf: () => "fuzz",

@@ -20,6 +20,7 @@ async function serve(handler: RequestHandler, options: Partial<HttpEngineOptions
     handler,
     headersTimeoutMs: 5000,
     keepAliveTimeoutMs: 5000,
+    sendTimeoutMs: 60_000,
     maxRequestsPerSocket: 1000,
     maxConnectionsPerClient: 100,
     clientKeyOf: (socket) => socket.remoteAddress ?? "",
@@ -190,6 +191,45 @@ describe("HTTP engine", () => {
     expect((await idle.read()).headers["keep-alive"]).toBeUndefined(); // under a second: no timeout=0 to mislead
     await idle.closed();
     expect(idle.unread.length).toBe(0);
+  });
+
+  it("does not count a reply still being sent as idle time: a slow reader gets the whole body", async () => {
+    const big = Buffer.alloc(48 * 1024 * 1024, 3);
+    const port = await serve(
+      (_req, res) => {
+        res.writeHeadLines(200, "");
+        res.end(big);
+      },
+      { keepAliveTimeoutMs: 200, sendTimeoutMs: 10_000 },
+    );
+    const client = await WireClient.open(port);
+    client.socket.pause(); // reads nothing for a while: the reply waits in the server's socket buffer
+    client.write(get("/"));
+    await sleep(800);
+    client.socket.resume();
+    expect((await client.read()).body.length).toBe(big.length);
+  });
+
+  it("cuts a reply that makes no progress for the send timeout (slow-read guard)", async () => {
+    const big = Buffer.alloc(48 * 1024 * 1024, 4);
+    const port = await serve(
+      (_req, res) => {
+        res.writeHeadLines(200, "");
+        res.end(big);
+      },
+      { sendTimeoutMs: 300 },
+    );
+    const client = await WireClient.open(port);
+    client.socket.pause();
+    client.write(get("/"));
+    await sleep(1500); // the send timeout and a sweep or two
+    client.socket.resume();
+    // What was in flight arrives, then the close: no whole reply (its length, not the 48 MB body, goes to expect).
+    const outcome = await client.read().then(
+      (res) => `a whole reply of ${res.body.length} bytes`,
+      (error: unknown) => String(error),
+    );
+    expect(outcome).toMatch(/closed/);
   });
 
   it("closes a connection that never sends a byte after the header timeout, even with no idle timeout", async () => {
