@@ -98,8 +98,9 @@ export class Connection implements ReplySink {
     });
   }
 
+  /** Between requests with nothing left to send: safe to close (shutdown closes these at once). */
   get isIdle(): boolean {
-    return this.#state === IDLE;
+    return this.#state === IDLE && this.socket.writableLength === 0;
   }
 
   /**

@@ -243,6 +243,27 @@ describe("HTTP engine", () => {
     expect(talking.isEnded).toBe(false); // served once, idle: kept (keep-alive timeout 0 means never)
   });
 
+  it("lets a reply that is still being sent finish when the server closes", async () => {
+    const big = Buffer.alloc(48 * 1024 * 1024, 5);
+    const port = await serve((_req, res) => {
+      res.writeHeadLines(200, "");
+      res.end(big);
+    });
+    const client = await WireClient.open(port);
+    client.socket.pause();
+    client.write(get("/"));
+    await sleep(300);
+    const closing = engines[0]!.close(10_000);
+    await sleep(300); // the close's first sweeps of idle connections
+    client.socket.resume();
+    const length = await client.read().then(
+      (res) => res.body.length,
+      (error: unknown) => String(error),
+    );
+    expect(length).toBe(big.length);
+    await closing;
+  });
+
   it("finishes the reply in flight on close, with connection: close, and closes idle connections at once", async () => {
     let release: (() => void) | undefined;
     const port = await serve((_req, res) => {
