@@ -99,6 +99,8 @@ export function StatsView({ stats }: { stats: ProxyStats }) {
             ? `${stats.rateLimit.perSecond}/s, burst ${stats.rateLimit.burst}`
             : "limit off"}
           {stats.shed > 0 ? ` · ${formatCount(stats.shed)} shed (503)` : ""}
+          {stats.refusedRequests > 0 ? ` · ${formatCount(stats.refusedRequests)} malformed or oversized refused` : ""}
+          {stats.rejectedConnections > 0 ? ` · ${formatCount(stats.rejectedConnections)} connections over the cap` : ""}
         </Stat>
       </dl>
       <div className="meters">

@@ -63,6 +63,10 @@ export interface ProxyStats {
   readonly transformsInFlight: number;
   readonly transformsQueued: number;
   readonly rateLimited: number;
+  /** Requests refused before routing: malformed (400), too slow (408), too large (414, 431). */
+  readonly refusedRequests: number;
+  /** Connections closed at once: their client already held --max-connections-per-client. */
+  readonly rejectedConnections: number;
   readonly shed: number;
   readonly bytesServed: number;
   readonly originalBytesEquivalent: number;
@@ -99,6 +103,8 @@ export function parseStats(body: Record<string, unknown>): ProxyStats {
     transformsInFlight: num(body, "transformsInFlight"),
     transformsQueued: num(body, "transformsQueued"),
     rateLimited: num(body, "rateLimited"),
+    refusedRequests: num(body, "refusedRequests"),
+    rejectedConnections: num(body, "rejectedConnections"),
     shed: num(body, "shed"),
     bytesServed: num(body, "bytesServed"),
     originalBytesEquivalent: num(body, "originalBytesEquivalent"),
