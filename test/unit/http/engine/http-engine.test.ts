@@ -35,6 +35,25 @@ async function serve(handler: RequestHandler, options: Partial<HttpEngineOptions
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** More than loopback's socket buffers hold: while the client reads nothing, most of it waits in the server. */
+const BIG = Buffer.alloc(48 * 1024 * 1024, 7);
+
+/** Serves BIG to every request; resolves with the port. */
+function serveBig(options: Partial<HttpEngineOptions> = {}): Promise<number> {
+  return serve((_req, res) => {
+    res.writeHeadLines(200, "");
+    res.end(BIG);
+  }, options);
+}
+
+/** The next reply's body length, or the error that ended the read (a 48 MB body never goes to expect()). */
+function bodyLengthOrError(client: WireClient): Promise<number | string> {
+  return client.read().then(
+    (res) => res.body.length,
+    (error: unknown) => String(error),
+  );
+}
+
 describe("HTTP engine", () => {
   it("writes one head with the route's lines, Date, keep-alive and Content-Length, then the body", async () => {
     const port = await serve((_req, res) => {
@@ -194,42 +213,23 @@ describe("HTTP engine", () => {
   });
 
   it("does not count a reply still being sent as idle time: a slow reader gets the whole body", async () => {
-    const big = Buffer.alloc(48 * 1024 * 1024, 3);
-    const port = await serve(
-      (_req, res) => {
-        res.writeHeadLines(200, "");
-        res.end(big);
-      },
-      { keepAliveTimeoutMs: 200, sendTimeoutMs: 10_000 },
-    );
+    const port = await serveBig({ keepAliveTimeoutMs: 200, sendTimeoutMs: 10_000 });
     const client = await WireClient.open(port);
     client.socket.pause(); // reads nothing for a while: the reply waits in the server's socket buffer
     client.write(get("/"));
     await sleep(800);
     client.socket.resume();
-    expect((await client.read()).body.length).toBe(big.length);
+    expect(await bodyLengthOrError(client)).toBe(BIG.length);
   });
 
   it("cuts a reply that makes no progress for the send timeout (slow-read guard)", async () => {
-    const big = Buffer.alloc(48 * 1024 * 1024, 4);
-    const port = await serve(
-      (_req, res) => {
-        res.writeHeadLines(200, "");
-        res.end(big);
-      },
-      { sendTimeoutMs: 300 },
-    );
+    const port = await serveBig({ sendTimeoutMs: 300 });
     const client = await WireClient.open(port);
     client.socket.pause();
     client.write(get("/"));
     await sleep(1500); // the send timeout and a sweep or two
     client.socket.resume();
-    // What was in flight arrives, then the close: no whole reply (its length, not the 48 MB body, goes to expect).
-    const outcome = await client.read().then(
-      (res) => `a whole reply of ${res.body.length} bytes`,
-      (error: unknown) => String(error),
-    );
-    expect(outcome).toMatch(/closed/);
+    expect(await bodyLengthOrError(client)).toMatch(/closed/); // what was in flight arrives, then the close
   });
 
   it("closes a connection that never sends a byte after the header timeout, even with no idle timeout", async () => {
@@ -244,11 +244,7 @@ describe("HTTP engine", () => {
   });
 
   it("lets a reply that is still being sent finish when the server closes", async () => {
-    const big = Buffer.alloc(48 * 1024 * 1024, 5);
-    const port = await serve((_req, res) => {
-      res.writeHeadLines(200, "");
-      res.end(big);
-    });
+    const port = await serveBig();
     const client = await WireClient.open(port);
     client.socket.pause();
     client.write(get("/"));
@@ -256,11 +252,7 @@ describe("HTTP engine", () => {
     const closing = engines[0]!.close(10_000);
     await sleep(300); // the close's first sweeps of idle connections
     client.socket.resume();
-    const length = await client.read().then(
-      (res) => res.body.length,
-      (error: unknown) => String(error),
-    );
-    expect(length).toBe(big.length);
+    expect(await bodyLengthOrError(client)).toBe(BIG.length);
     await closing;
   });
 
