@@ -176,7 +176,7 @@ export class Connection implements ReplySink {
       this.#keep(chunk);
       return this.#drainThenContinue();
     }
-    if (state === IDLE) this.#sinceMs = Date.now(); // the header timeout starts with the first byte
+    if (state === IDLE && !this.#parser.isInHead) this.#sinceMs = Date.now(); // the header timeout starts with the first byte
     this.#parse(chunk);
   }
 
@@ -248,7 +248,7 @@ export class Connection implements ReplySink {
       return;
     }
     this.#pending = undefined;
-    this.#sinceMs = Date.now();
+    if (!this.#parser.isInHead) this.#sinceMs = Date.now(); // a head begun before keeps its header timeout
     this.socket.resume();
     this.#parse(pending);
   }
@@ -257,7 +257,7 @@ export class Connection implements ReplySink {
     this.#state = DRAINING;
     this.socket.pause();
     this.socket.once("drain", () => {
-      this.#state = IDLE;
+      this.#state = this.#parser.isInHead ? HEAD : IDLE;
       this.#continue();
     });
   }
