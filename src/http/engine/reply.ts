@@ -173,6 +173,11 @@ export class Reply {
   stream(source: Readable): void {
     if (!this.#isHeadWritten || this.#contentLength < 0) throw new Error("stream() needs a head with content-length");
     const socket = this.#sink.socket;
+    if (socket.destroyed) {
+      source.destroy(); // the client left while the route found the file: release its descriptor
+      this.destroy();
+      return;
+    }
     const expected = this.#contentLength;
     let sent = 0;
     socket.write(this.#renderHead(expected), "latin1");
