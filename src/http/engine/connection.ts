@@ -69,6 +69,8 @@ export class Connection implements ReplySink {
   readonly socket: Socket;
   readonly keepAliveLine: string;
   readonly #options: ConnectionOptions;
+  /** The peer's client key, worked out once for the connection's every request. */
+  readonly clientKey: string;
   readonly #parser = new RequestParser();
   #state: State = IDLE;
   /** When the state began (ms): the header, idle and linger timeouts count from it. */
@@ -85,10 +87,11 @@ export class Connection implements ReplySink {
   #hasPeerEnded = false;
   #isClosed = false;
 
-  constructor(socket: Socket, options: ConnectionOptions) {
+  constructor(socket: Socket, clientKey: string, options: ConnectionOptions) {
     this.socket = socket;
     this.#options = options;
     this.keepAliveLine = options.keepAliveLine;
+    this.clientKey = clientKey;
     socket.on("data", (chunk: Buffer) => this.#onData(chunk));
     socket.on("end", () => this.#onEnd());
     socket.on("error", () => {}); // resets and the like: "close" follows
@@ -228,6 +231,7 @@ export class Connection implements ReplySink {
       headers: head.headers,
       hasBody: head.hasBody,
       socket: this.socket,
+      clientKey: this.clientKey,
     };
     const reply = new Reply(req, this);
     try {

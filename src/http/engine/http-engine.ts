@@ -28,7 +28,7 @@ export interface HttpEngineOptions {
   readonly maxRequestsPerSocket: number;
   /** Open connections one client key may hold; more are closed at once. */
   readonly maxConnectionsPerClient: number;
-  /** The client key of a socket's peer (the connection cap's key). */
+  /** The client key of a socket's peer: the connection cap's key, and each request's `clientKey`. */
   readonly clientKeyOf: (socket: Socket) => string;
   readonly onRejectedConnection: () => void;
   /** A request refused before any route saw it: 400 (malformed), 408 (too slow), 414 or 431 (too large). */
@@ -69,7 +69,7 @@ export function createHttpEngine(options: HttpEngineOptions): HttpEngine {
       return;
     }
     connectionsByClient.set(key, open);
-    const connection = new Connection(socket, connectionOptions);
+    const connection = new Connection(socket, key, connectionOptions);
     connections.add(connection);
     socket.once("close", () => {
       connections.delete(connection);

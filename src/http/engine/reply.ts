@@ -11,6 +11,8 @@ export interface HttpRequest {
   /** A body follows the head (Content-Length > 0 or Transfer-Encoding); it is never read, and the connection closes. */
   readonly hasBody: boolean;
   readonly socket: Socket;
+  /** The peer's client key (HttpEngineOptions.clientKeyOf), worked out once per connection. */
+  readonly clientKey: string;
 }
 
 /** What a reply needs from its connection. */

@@ -72,6 +72,23 @@ describe("HTTP engine", () => {
     expect(res.body).toEqual(BODY);
   });
 
+  it("hands every request on a connection the client key worked out once for it", async () => {
+    let computed = 0;
+    const keys: string[] = [];
+    const port = await serve(
+      (req, res) => {
+        keys.push(req.clientKey);
+        res.end("ok");
+      },
+      { clientKeyOf: (socket) => `key-${++computed}-${socket.remoteAddress ?? ""}` },
+    );
+    const client = await WireClient.open(port);
+    client.write(get("/") + get("/"));
+    await client.read();
+    await client.read();
+    expect(keys).toEqual(["key-1-127.0.0.1", "key-1-127.0.0.1"]);
+  });
+
   it("answers HEAD and 304 without a body, so the next response on the socket is framed right", async () => {
     const port = await serve((req, res) => {
       if (req.url === "/304") res.writeHeadLines(304, LINES);

@@ -12,7 +12,7 @@ function replyOn(socket: Socket): { reply: Reply; done: boolean[] } {
     isClosingAfter: () => false,
     onReplyDone: (shouldClose) => void done.push(shouldClose),
   };
-  const req: HttpRequest = { method: "GET", url: "/", headers: {}, hasBody: false, socket };
+  const req: HttpRequest = { method: "GET", url: "/", headers: {}, hasBody: false, socket, clientKey: "test" };
   return { reply: new Reply(req, sink), done };
 }
 
