@@ -64,8 +64,8 @@ const APP_CSP =
 /**
  * Serves the built frontend (web/dist). Paths that name no file fall back to index.html (client-side routes);
  * hashed files under /assets/ are immutable. Only files under the root's real path are ever opened. Text files go out
- * brotli- or gzip-compressed when the client accepts it (the 258 KB bundle is 74 KB as brotli, 80 KB as gzip), compressed once
- * per file version and kept in memory (as nginx's gzip_static, without a build step).
+ * brotli- or gzip-compressed when the client accepts it (the 258 KB bundle is 74 KB as brotli, 80 KB as gzip),
+ * compressed once per file version and kept in memory (as nginx's gzip_static, without a build step).
  */
 export class StaticFiles {
   readonly #root: string;
@@ -95,10 +95,10 @@ export class StaticFiles {
     const isAsset = decoded.startsWith("/assets/");
     const isCompressible = COMPRESSIBLE.has(extname(file.path));
     const coding = isCompressible ? negotiateEncoding(req.headers["accept-encoding"]) : undefined;
-    const compressed = coding === undefined ? undefined : await this.#compressedCopy(file);
+    const compressed = coding === undefined ? undefined : (await this.#compressedCopy(file))?.[coding];
     const headers: Record<string, string | number> = {
       "content-type": TYPES[extname(file.path)] ?? "application/octet-stream",
-      "content-length": compressed && coding ? compressed[coding].byteLength : file.size,
+      "content-length": compressed ? compressed.byteLength : file.size,
       "cache-control": isAsset ? "public, max-age=31536000, immutable" : "no-cache",
       "x-content-type-options": "nosniff",
       ...(file.path.endsWith(".html") ? { "content-security-policy": APP_CSP, "x-frame-options": "DENY" } : {}),
@@ -107,7 +107,7 @@ export class StaticFiles {
     };
     res.writeHead(200, headers);
     if (req.method === "HEAD") res.end();
-    else if (compressed && coding) res.end(compressed[coding]);
+    else if (compressed) res.end(compressed);
     else res.stream(createReadStream(file.path));
     return true;
   }
