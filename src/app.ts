@@ -1,4 +1,4 @@
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -17,10 +17,13 @@ import { StaticFiles } from "./http/static-files.ts";
 import { createLogger } from "./log.ts";
 import type { Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
+import type { SampledMetric } from "./metrics.ts";
 import { ImageProxy } from "./proxy/image-proxy.ts";
 import { ProxyStats } from "./proxy/stats.ts";
 import { TokenBucketLimiter } from "./rate-limit/token-bucket.ts";
 import { createScaleOut } from "./scale-out.ts";
+import { MARGIN_SHARE } from "./config/memory.ts";
+import { MemoryBudget } from "./memory/memory-budget.ts";
 import { TransformLimiter } from "./transform/limiter.ts";
 import { Transformer } from "./transform/pipeline.ts";
 
@@ -76,14 +79,24 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     ttlSeconds: config.cache.ttlSeconds,
     ...(options.now ? { now: options.now } : {}),
   };
+  const memory = createMemoryBudget(config);
   const originalsBytes = Math.floor(config.cache.maxBytes * config.cache.originalsShare);
-  const originals = new MemoryCache({ name: "originals", maxBytes: originalsBytes, ...cacheOptions });
+  const onGrow = (): void => memory.fitCaches();
+  const originals = new MemoryCache({ name: "originals", maxBytes: originalsBytes, onGrow, ...cacheOptions });
   const variants = new MemoryCache({
     name: "variants",
     maxBytes: config.cache.maxBytes - originalsBytes,
+    onGrow,
     ...cacheOptions,
   });
-  const transformer = new Transformer(config.transform);
+  for (const [cache, share] of [
+    [originals, config.cache.originalsShare],
+    [variants, 1 - config.cache.originalsShare],
+  ] as const) {
+    memory.addCache({ share, bytes: () => cache.stats().bytes, trimTo: (maxBytes) => cache.trimTo(maxBytes) });
+  }
+  const stopSampling = memory.startSampling(MEMORY_SAMPLE_MS);
+  const transformer = new Transformer(config.transform, memory);
   const scaleOut = await createScaleOut(config, log);
   const proxy = new ImageProxy({
     fetcher,
@@ -99,6 +112,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     lower: scaleOut.lower,
     cluster: scaleOut.cluster,
     announcePurge: scaleOut.announcePurge,
+    memory,
   });
   scaleOut.onRemotePurge((path) => proxy.applyRemotePurge(path));
   const limiter = scaleOut.limiter(
@@ -156,6 +170,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       rateLimit: { perSecond: config.rateLimit.perSecond, burst: config.rateLimit.burst },
       tiers: scaleOut.snapshot(),
       origin: fetcher.description,
+      memory: memory.stats(),
     };
   };
 
@@ -289,6 +304,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       type: "counter",
       read: () => [{ value: stats.originalBytesEquivalent }],
     },
+    ...memoryMetrics(memory),
     ...scaleOut.metrics,
   ]);
 
@@ -319,7 +335,17 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const address = http.server.address() as AddressInfo;
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}`;
-  log.info({ url, origin: fetcher.description, cacheMaxBytes: config.cache.maxBytes }, "imagika proxy listening");
+  log.info(
+    {
+      url,
+      origin: fetcher.description,
+      memoryLimitBytes: config.memory.limitBytes,
+      memoryLimitFrom: config.memory.source,
+      cacheMaxBytes: config.cache.maxBytes,
+      allocator: describeAllocator(),
+    },
+    "imagika proxy listening",
+  );
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
@@ -329,6 +355,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       await fetcher.close();
       if (remote && remote !== fetcher) await remote.close();
       await scaleOut.close();
+      stopSampling();
       log.info("stopped");
       log.flush();
     })();
@@ -336,4 +363,68 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   };
 
   return { url, port: address.port, proxy, stats, originals, variants, transformer, http, close };
+}
+
+/** RSS is read this often to measure the overhead the budget cannot account (process.memoryUsage.rss(): ~2 µs). */
+const MEMORY_SAMPLE_MS = 200;
+/** Longest a transform or download waits for memory before its request is answered 503. */
+const MEMORY_MAX_WAIT_MS = 10_000;
+
+/** The process-wide memory budget (issue 18): --memory-limit shared by the caches and in-flight work. */
+function createMemoryBudget(config: Config): MemoryBudget {
+  const gc = (globalThis as { gc?: () => void }).gc; // present when started with --expose-gc (bin/imagika.js)
+  return new MemoryBudget({
+    limitBytes: config.memory.limitBytes,
+    marginBytes: Math.floor(config.memory.limitBytes * MARGIN_SHARE),
+    baselineBytes: process.memoryUsage.rss(),
+    // A quarter of the cache survives any burst of work, so hits keep coming while cold work waits.
+    cacheFloorBytes: Math.floor(config.cache.maxBytes / 4),
+    cacheMaxBytes: config.cache.maxBytes,
+    readRss: () => process.memoryUsage.rss(),
+    collectGarbage: gc,
+    maxWaiters: config.transform.queue,
+    maxWaitMs: MEMORY_MAX_WAIT_MS,
+  });
+}
+
+function memoryMetrics(memory: MemoryBudget): SampledMetric[] {
+  const gauge = (name: string, help: string, read: () => number): SampledMetric => ({
+    name,
+    help,
+    type: "gauge",
+    read: () => [{ value: read() }],
+  });
+  return [
+    gauge("imagika_memory_limit_bytes", "The process's memory limit (--memory-limit)", () => memory.limitBytes),
+    gauge("imagika_memory_rss_bytes", "Resident set size of the process", () => memory.stats().rssBytes),
+    gauge("imagika_memory_cache_bytes", "Bytes held by the memory caches", () => memory.stats().cacheBytes),
+    gauge(
+      "imagika_memory_reserved_bytes",
+      "Bytes reserved by in-flight downloads and transforms",
+      () => memory.stats().reservedBytes,
+    ),
+    gauge("imagika_memory_waiting", "Downloads and transforms waiting for memory", () => memory.stats().waiting),
+    {
+      name: "imagika_memory_shed_total",
+      help: "Requests refused because their work did not fit in memory, by status (503 waited too long, 413 never fits)",
+      type: "counter",
+      labelNames: ["status"],
+      read: () => [
+        { labels: { status: "503" }, value: memory.stats().shed },
+        { labels: { status: "413" }, value: memory.stats().tooLarge },
+      ],
+    },
+  ];
+}
+
+/** Which allocator this process runs on, for the start-up log line (bin/imagika.js chooses it). */
+function describeAllocator(): string {
+  try {
+    if (readFileSync("/proc/self/maps", "utf8").includes("libjemalloc"))
+      return `jemalloc (${process.env.MALLOC_CONF ?? "default"})`;
+  } catch {
+    return "unknown";
+  }
+  const arenas = process.env.MALLOC_ARENA_MAX;
+  return arenas === undefined ? "glibc malloc (untuned)" : `glibc malloc (MALLOC_ARENA_MAX=${arenas})`;
 }

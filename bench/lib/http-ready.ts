@@ -41,6 +41,8 @@ export interface NodeServerOptions {
   /** Where stderr goes; its tail explains a failed start. */
   readonly stderrPath: string;
   readonly timeoutMs: number;
+  /** Environment of the child (default: this process's). */
+  readonly env?: NodeJS.ProcessEnv;
 }
 
 export interface StartedNodeServer {
@@ -55,6 +57,7 @@ export async function startNodeServer(options: NodeServerOptions): Promise<Start
   const [command, args] = placeCommand(process.execPath, options.nodeArgs, options.placement);
   const child = spawnTracked(command, args, {
     cwd: REPO_ROOT,
+    ...(options.env ? { env: options.env } : {}),
     stdio: [
       "ignore",
       options.stdoutPath === undefined ? "ignore" : openSync(options.stdoutPath, "a"),

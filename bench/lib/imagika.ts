@@ -15,6 +15,10 @@ export interface ImagikaOptions {
   readonly extraArgs?: readonly string[];
   /** Log level (default info: the production path). */
   readonly logLevel?: string;
+  /** Environment of the proxy process (allocator settings); default: this process's. */
+  readonly env?: NodeJS.ProcessEnv;
+  /** Node flags before the script (default: --no-memory-reducer, as `npm start`). */
+  readonly nodeFlags?: readonly string[];
 }
 
 export interface RunningImagika {
@@ -33,7 +37,7 @@ export interface RunningImagika {
  */
 export async function startImagika(options: ImagikaOptions): Promise<RunningImagika> {
   const nodeArgs = [
-    "--no-memory-reducer", // as `npm start` and bin/imagika.js run it (see bin/imagika.js)
+    ...(options.nodeFlags ?? ["--no-memory-reducer"]), // as `npm start` and bin/imagika.js run it (see bin/imagika.js)
     "--import",
     "tsx",
     "src/main.ts",
@@ -60,6 +64,7 @@ export async function startImagika(options: ImagikaOptions): Promise<RunningImag
     stdoutPath: options.logPath,
     stderrPath: options.stderrPath,
     timeoutMs: 60_000,
+    ...(options.env ? { env: options.env } : {}),
   });
   return {
     url,

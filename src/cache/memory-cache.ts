@@ -12,6 +12,8 @@ export interface MemoryCacheOptions {
   readonly ttlSeconds: number;
   /** Injected clock in ms (tests); defaults to performance.now. */
   readonly now?: () => number;
+  /** Called after an entry was stored: the process-wide memory budget may trim the caches to its room. */
+  readonly onGrow?: () => void;
 }
 
 export interface MemoryCacheStats {
@@ -36,11 +38,13 @@ export class MemoryCache implements CacheTier {
   readonly name: string;
   readonly #lru: LRUCache<string, Variant> | undefined;
   readonly #maxBytes: number;
+  readonly #onGrow: (() => void) | undefined;
   #evictions = 0;
 
   constructor(options: MemoryCacheOptions) {
     this.name = options.name;
     this.#maxBytes = options.maxBytes;
+    this.#onGrow = options.onGrow;
     if (options.maxBytes <= 0) return; // a zero budget disables the tier
     const perf = options.now ? { now: options.now } : undefined;
     this.#lru = new LRUCache<string, Variant>({
@@ -63,7 +67,16 @@ export class MemoryCache implements CacheTier {
 
   /** Stores unless the entry exceeds the per-entry cap (then it is simply not kept). */
   set(key: string, variant: Variant): void {
-    this.#lru?.set(key, variant);
+    if (!this.#lru) return;
+    this.#lru.set(key, variant);
+    this.#onGrow?.();
+  }
+
+  /** Evicts least-recently-used entries until the cache holds at most `maxBytes` (the memory budget shrinks it). */
+  trimTo(maxBytes: number): void {
+    const lru = this.#lru;
+    if (!lru) return;
+    while (lru.calculatedSize > Math.max(0, maxBytes) && lru.size > 0) lru.pop();
   }
 
   has(key: string): boolean {

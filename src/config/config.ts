@@ -1,5 +1,7 @@
 import { availableParallelism } from "node:os";
-import { bandwidth, bool, bytes, float, int, list, oneOf, text } from "./parsers.ts";
+import { ConfigError } from "./settings.ts";
+import { planMemory, readCgroupMemoryLimit } from "./memory.ts";
+import { autoOr, bandwidth, bool, bytes, float, int, list, oneOf, text } from "./parsers.ts";
 import type { ParseResult } from "./parsers.ts";
 import { loadSettings, setting } from "./settings.ts";
 import type { SettingValues } from "./settings.ts";
@@ -81,13 +83,21 @@ export const PROXY_SETTINGS = {
     default: "",
     help: "S3-compatible endpoint URL (path-style addressing); credentials come from the AWS chain",
   }),
-  cacheMaxBytes: setting({
+  memoryLimit: setting<number | "auto">({
+    flag: "memory-limit",
+    env: "MEMORY_LIMIT",
+    parse: autoOr(bytes(1)),
+    default: "auto",
+    defaultLabel: "auto",
+    help: "Resident memory the whole process keeps under (1GiB, 768MiB); auto: 90% of the container's cgroup limit, else the cache budget + 256MiB + 10%. Divided among --workers",
+  }),
+  cacheMaxBytes: setting<number | "auto">({
     flag: "cache-max-bytes",
     env: "CACHE_MAX_BYTES",
-    parse: bytes(0),
-    default: 512 * MiB,
-    defaultLabel: "512MiB",
-    help: "Memory cache budget in bytes (512MiB, 1GB, plain bytes)",
+    parse: autoOr(bytes(0)),
+    default: "auto",
+    defaultLabel: "auto",
+    help: "Memory cache budget (512MiB, 1GB, plain bytes; must fit in --memory-limit); auto: half of what --memory-limit leaves after the baseline, else 512MiB",
   }),
   cacheMaxEntryBytes: setting({
     flag: "cache-max-entry-bytes",
@@ -478,6 +488,14 @@ export interface Config {
   /** Processes on this host (node:cluster); 1 = this process serves. */
   readonly workers: number;
   readonly redis: RedisConfig;
+  readonly memory: MemoryConfig;
+}
+
+export interface MemoryConfig {
+  /** RSS this process keeps under (per worker). */
+  readonly limitBytes: number;
+  /** Where the limit came from: the flag, the container's cgroup, or derived from the cache budget. */
+  readonly source: "flag" | "cgroup" | "cache";
 }
 
 export interface RedisConfig {
@@ -556,7 +574,17 @@ export interface LogConfig {
 }
 
 /** Builds the nested Config from resolved settings (exported so tests can build one from overrides). */
-export function buildConfig(s: ProxySettings): Config {
+export function buildConfig(
+  s: ProxySettings,
+  environment: { readonly cgroupLimit?: number | undefined } = { cgroupLimit: readCgroupMemoryLimit() },
+): Config {
+  const memory = planMemory({
+    memoryLimit: s.memoryLimit === "auto" ? undefined : s.memoryLimit,
+    cacheMaxBytes: s.cacheMaxBytes === "auto" ? undefined : s.cacheMaxBytes,
+    cgroupLimit: environment.cgroupLimit,
+    workers: s.workers,
+  });
+  if ("problem" in memory) throw new ConfigError([memory.problem]);
   return deepFreeze({
     port: s.port,
     host: s.host,
@@ -577,7 +605,7 @@ export function buildConfig(s: ProxySettings): Config {
       allowedSources: s.allowedSources,
     },
     cache: {
-      maxBytes: s.cacheMaxBytes,
+      maxBytes: memory.cacheMaxBytes,
       maxEntryBytes: s.cacheMaxEntryBytes,
       ttlSeconds: s.cacheTtlSeconds,
       originalsShare: s.cacheOriginalsShare,
@@ -615,6 +643,7 @@ export function buildConfig(s: ProxySettings): Config {
     log: { level: s.logLevel, pretty: s.logPretty },
     workers: s.workers,
     redis: { url: s.redisUrl, keyPrefix: s.redisKeyPrefix },
+    memory: { limitBytes: memory.limitBytes, source: memory.source },
   });
 }
 

@@ -87,6 +87,15 @@ export function bytes(min = 0, max = Number.MAX_SAFE_INTEGER): Parser<number> {
   };
 }
 
+/** `auto` (the program works the value out) or what `inner` accepts. */
+export function autoOr<T>(inner: Parser<T>): Parser<T | "auto"> {
+  return (raw) => {
+    if (raw.trim().toLowerCase() === "auto") return ok("auto" as const);
+    const result = inner(raw);
+    return result.ok ? result : fail(`auto or ${result.expected}`);
+  };
+}
+
 const BIT_UNITS: Record<string, number> = {
   bit: 1 / 8,
   kbit: 1000 / 8,

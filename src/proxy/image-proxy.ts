@@ -16,6 +16,7 @@ import type { Transformer } from "../transform/pipeline.ts";
 import type { ClusterCoalescer } from "./cluster-coalesce.ts";
 import { Coalescer } from "./coalesce.ts";
 import type { ProxyStats } from "./stats.ts";
+import type { MemoryBudget } from "../memory/memory-budget.ts";
 
 export interface ImageRequest {
   /**
@@ -72,9 +73,13 @@ export interface ImageProxyDeps {
   readonly cluster?: ClusterCoalescer | undefined;
   /** Tells the other instances about a purge (Redis pub/sub). */
   readonly announcePurge?: ((path: string | null) => Promise<void>) | undefined;
+  /** The process's memory budget: each download takes a lease of its expected size first. */
+  readonly memory?: MemoryBudget | undefined;
 }
 
 const NO_TIMINGS: Timings = Object.freeze({});
+/** Before any original has been seen: a 4K JPEG is 2-8 MB. */
+const INITIAL_EXPECTED_ORIGINAL_BYTES = 4 * 1024 * 1024;
 
 /** Strong ETag from the bytes: equal bytes, equal tag, on every instance. */
 export function etagOf(body: Buffer): string {
@@ -108,6 +113,8 @@ export class ImageProxy {
   readonly #variantFlights = new Coalescer<Produced>();
   readonly #notFound: LRUCache<string, ProxyError> | undefined;
   readonly #variantKeys: VariantKeys;
+  /** Expected size of the next original (an average of recent ones): what a download reserves before it starts. */
+  #expectedOriginalBytes = INITIAL_EXPECTED_ORIGINAL_BYTES;
 
   constructor(deps: ImageProxyDeps) {
     this.#deps = deps;
@@ -280,7 +287,7 @@ export class ImageProxy {
     }
     let started = performance.now();
     let body: Buffer;
-    const { remote, fetchLimiter } = this.#deps;
+    const { remote, fetchLimiter, memory } = this.#deps;
     const download = (): Promise<Buffer> => {
       started = performance.now(); // after any wait for a fetch slot
       stats.originFetches++;
@@ -288,6 +295,9 @@ export class ImageProxy {
       if (remote) return remote.fetchUrl(path);
       throw new ProxyError("FORBIDDEN", "remote sources are not enabled on this proxy");
     };
+    // The memory lease covers the download (refusals are counted by the budget); once the body is here it is held
+    // by the cache or by the transforms that use it, whose leases count it.
+    const lease = await memory?.admit(this.#expectedOriginalBytes);
     try {
       body = fetchLimiter ? (await fetchLimiter.run(download)).value : await download();
     } catch (error) {
@@ -300,7 +310,10 @@ export class ImageProxy {
       stats.originErrorsByCode.set(code, (stats.originErrorsByCode.get(code) ?? 0) + 1);
       if (error instanceof ProxyError && error.code === "ORIGIN_NOT_FOUND") this.#notFound?.set(path, error);
       throw error;
+    } finally {
+      lease?.release();
     }
+    this.#expectedOriginalBytes += (body.byteLength - this.#expectedOriginalBytes) / 8;
     const originMs = performance.now() - started;
     const format = this.#checkFormat(body);
     const variant = originalVariant(body, format);

@@ -15,6 +15,8 @@ import { orient } from "./steps/orient.ts";
 import { resize } from "./steps/resize.ts";
 import type { EncodedFormat, RenderPlan, TransformStep } from "./steps/step.ts";
 import { resolveTargetSize } from "./target-size.ts";
+import { estimateWorkingSet, expectedOutputSize } from "./working-set.ts";
+import type { Lease, MemoryBudget } from "../memory/memory-budget.ts";
 
 /** Read top to bottom: what happens to every variant, in order. */
 export const STEPS: readonly TransformStep[] = [orient, resize, colour, encode];
@@ -44,6 +46,7 @@ interface SourceHeader {
   readonly isRotatedQuarter: boolean;
   readonly hasAlpha: boolean;
   readonly hasProfile: boolean;
+  readonly channels: number;
 }
 
 /**
@@ -53,12 +56,15 @@ interface SourceHeader {
 export class Transformer {
   readonly #config: TransformConfig;
   readonly #limiter: TransformLimiter;
+  readonly #memory: MemoryBudget | undefined;
   #transforms = 0;
   #failures = 0;
   #renders = 0;
 
-  constructor(config: TransformConfig) {
+  /** With `memory`, each transform first takes a lease of its estimated working set (queued until it fits). */
+  constructor(config: TransformConfig, memory?: MemoryBudget) {
     this.#config = config;
+    this.#memory = memory;
     this.#limiter = new TransformLimiter({ concurrency: config.concurrency, queue: config.queue });
     configureSharp(config);
   }
@@ -75,12 +81,16 @@ export class Transformer {
       const encoding = resolveEncoding(format, header);
       const plan = planRender(options, encoding, header, this.#config);
       const frames = framesToRender(encoding, header, this.#config);
+      const queuedAt = performance.now();
+      // The original stays referenced while the job waits and runs, cached or not: it is part of the lease.
+      const lease = await this.#memory?.admit(original.byteLength + workingSetOf(plan, header, frames));
+      const memoryWaitMs = performance.now() - queuedAt;
       const { value, queueMs } = await this.#runWithDeadline(() => {
         this.#renders++;
         return render(original, plan, frames, this.#config);
-      });
+      }, lease);
       this.#transforms++;
-      return { ...value, format: encoding, queueMs };
+      return { ...value, format: encoding, queueMs: memoryWaitMs + queueMs };
     } catch (error) {
       if (!(isProxyError(error) && error.code === "OVERLOADED")) this.#failures++;
       throw toProxyError(error);
@@ -106,7 +116,7 @@ export class Transformer {
    * The caller gets TRANSFORM_TIMEOUT at timeoutMs, but the limiter slot stays taken until libvips really stops
    * (sharp's own timeout, rounded up to whole seconds), so a stuck job cannot let more jobs than cores pile on.
    */
-  async #runWithDeadline<T>(work: () => Promise<T>): Promise<{ value: T; queueMs: number }> {
+  async #runWithDeadline<T>(work: () => Promise<T>, lease?: Lease): Promise<{ value: T; queueMs: number }> {
     let timer: NodeJS.Timeout | undefined;
     let startDeadline = (): void => {};
     const deadline = new Promise<never>((_, reject) => {
@@ -121,6 +131,8 @@ export class Transformer {
       return work();
     });
     job.catch(() => {}); // after a timeout nobody awaits the job any more; its error is expected and ignored
+    // The memory stays taken until libvips has really finished (or the job was refused), like the limiter slot.
+    if (lease) void job.finally(() => lease.release()).catch(() => {});
     try {
       return await Promise.race([job, deadline]);
     } finally {
@@ -172,6 +184,7 @@ async function inspectHeader(original: Buffer, config: TransformConfig): Promise
     isRotatedQuarter: (metadata.orientation ?? 1) >= 5, // EXIF 5-8 swap width and height
     hasAlpha: metadata.hasAlpha,
     hasProfile: metadata.hasProfile,
+    channels: metadata.channels ?? 3,
   };
 }
 
@@ -227,6 +240,22 @@ function planRender(
  * Frames to decode: 1 unless the output can animate (WebP, GIF) and maxAnimationFrames allows more, and never so
  * many that all frames together exceed maxSourcePixels (100 frames of 1000x1000 would be 400 MB of pixels).
  */
+/** The working set of a planned render (see working-set.ts for the measurements behind it). */
+function workingSetOf(plan: RenderPlan, header: SourceHeader, frames: number): number {
+  const output = expectedOutputSize(plan);
+  return estimateWorkingSet({
+    sourceFormat: header.format,
+    sourceWidth: header.width,
+    sourceHeight: header.frameHeight,
+    channels: header.channels,
+    isRotated: header.isRotatedQuarter,
+    outputWidth: output.width,
+    outputHeight: output.height,
+    frames,
+    format: plan.format,
+  });
+}
+
 function framesToRender(encoding: EncodedFormat, header: SourceHeader, config: TransformConfig): number {
   if (encoding !== "webp" && encoding !== "gif") return 1;
   const pixelsPerFrame = header.width * header.frameHeight;

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -45,7 +45,7 @@ describe("imagika CLI", () => {
     });
     expect(result.code).toBe(2);
     expect(result.stderr).toContain("--port: expected an integer 0-65535, got 'http'");
-    expect(result.stderr).toContain("--cache-max-bytes: expected a byte size");
+    expect(result.stderr).toContain("--cache-max-bytes: expected auto or a byte size");
     expect(result.stderr).toContain("--bogus: unknown option");
     expect(result.stderr).toContain("IMAGIKA_RATE_LIMIT: expected a number 0-1000000, got 'fast'");
     expect(result.stderr).not.toMatch(/\n\s+at /); // no stack trace
@@ -70,30 +70,49 @@ describe("imagika CLI", () => {
     expect(result.stdout.trim()).toMatch(/^https:\/\/img\.example\.com\/img\/photo\.jpg\?w=800&s=[\w-]{43}$/);
   });
 
-  // V8's memory reducer ran full collections inside cold transforms (bin/imagika.js says why): `npm start`, the launch
-  // the README gives, turns it off, and a proxy started that way runs with it off.
-  it("starts the proxy with V8's memory reducer off, as npm start does", async () => {
+  // bin/imagika.js says why: V8's memory reducer ran full collections inside cold transforms, glibc's malloc kept
+  // what libvips freed, and the memory budget forces collections near the limit. `npm start` goes through it, and the
+  // proxy it starts runs with both flags and the allocator it chose; SIGTERM to the launcher stops it gracefully.
+  it("starts the proxy with the measured allocator and Node flags, as npm start does, and passes SIGTERM on", async () => {
     const packageJson = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
       scripts: Record<string, string>;
     };
-    const start = packageJson.scripts.start ?? "";
-    expect(start).toMatch(/^node --no-memory-reducer --import tsx src\/main\.ts start$/);
-    // The same flags, `proxy` instead of `start` (which would also generate samples and start an origin): Node accepts
-    // them (an unknown V8 flag stops it at start) and the proxy comes up.
-    const flags = start.split(" ").slice(1, -2);
-    const child = spawn(process.execPath, [...flags, "src/main.ts", "proxy", "--port", "0", "--origin", tmpdir()], {
-      cwd: fileURLToPath(new URL("../..", import.meta.url)),
+    expect(packageJson.scripts.start).toBe("node bin/imagika.js start");
+    const { IMAGIKA_LAUNCHED: _launched, LD_PRELOAD: _preload, MALLOC_ARENA_MAX: _arenas, ...env } = process.env;
+    const child = spawn(process.execPath, [BIN, "proxy", "--port", "0", "--origin", tmpdir()], {
+      env,
       stdio: ["ignore", "pipe", "pipe"],
     });
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
     try {
-      await new Promise<void>((resolve, reject) => {
+      const line = await new Promise<{ pid: number; allocator: string }>((resolve, reject) => {
+        let out = "";
         child.stdout.on("data", (chunk: Buffer) => {
-          if (chunk.toString().includes("listening")) resolve();
+          out += chunk.toString();
+          const listening = out.split("\n").find((text) => text.includes("listening"));
+          if (listening) resolve(JSON.parse(listening) as { pid: number; allocator: string });
         });
-        child.on("exit", (code) => reject(new Error(`the proxy exited with ${code}`)));
+        void exited.then((code) => reject(new Error(`the proxy exited with ${code}: ${stderr}`)));
       });
+      expect(line.pid).not.toBe(child.pid); // the launcher started the proxy as its child
+      const cmdline = readFileSync(`/proc/${line.pid}/cmdline`, "utf8").split("\0");
+      expect(cmdline).toEqual(expect.arrayContaining(["--no-memory-reducer", "--expose-gc"]));
+      const maps = readFileSync(`/proc/${line.pid}/maps`, "utf8");
+      if (existsSync("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2")) {
+        expect(maps).toContain("libjemalloc");
+        expect(line.allocator).toMatch(/^jemalloc \(background_thread:true/);
+      } else {
+        expect(maps).not.toContain("libjemalloc");
+        expect(line.allocator).toBe("glibc malloc (MALLOC_ARENA_MAX=2)");
+      }
+      // The CLI installs its signal handlers just after the "listening" line; give it that moment.
+      await new Promise((resolve) => setTimeout(resolve, 300));
     } finally {
       child.kill("SIGTERM");
     }
+    expect(await exited).toBe(0);
+    expect(stderr).toContain("SIGTERM received, shutting down");
   });
 });

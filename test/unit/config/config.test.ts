@@ -59,7 +59,7 @@ describe("loadConfig", () => {
     expect(error).toBeInstanceOf(ConfigError);
     const message = (error as ConfigError).message;
     expect(message).toContain("IMAGIKA_PORT: expected an integer 0-65535, got 'http'");
-    expect(message).toContain("IMAGIKA_CACHE_MAX_BYTES: expected a byte size");
+    expect(message).toContain("IMAGIKA_CACHE_MAX_BYTES: expected auto or a byte size");
     expect(message).toContain("--rate-limit: expected a number 0-1000000, got '-3'");
     expect(message).toContain("--origin: expected an http(s):// base URL");
     expect(message).toContain("--origin-x: unknown option");
