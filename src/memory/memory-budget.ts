@@ -67,6 +67,8 @@ export interface MemoryStats {
   readonly cacheBytes: number;
   /** Room the caches may use now (shrinks while in-flight work needs memory). */
   readonly cacheRoomBytes: number;
+  /** The caches are never trimmed below this for in-flight work. */
+  readonly cacheFloorBytes: number;
   readonly reservedBytes: number;
   readonly overheadBytes: number;
   readonly leases: number;
@@ -305,6 +307,7 @@ export class MemoryBudget {
       peakRssBytes: this.#peakRss,
       cacheBytes: this.#cacheBytes(),
       cacheRoomBytes: this.cacheRoom(),
+      cacheFloorBytes: this.#options.cacheFloorBytes,
       reservedBytes: this.#reserved,
       overheadBytes: this.#overhead,
       leases: this.#leases,

@@ -19,15 +19,16 @@ import type { EncodedFormat, RenderPlan } from "./steps/step.ts";
  * (PNG, TIFF, GIF, HEIF: a 4K PNG to 400 px WebP measured 20.2 MiB, ~its 24.9 MB of decoded RGB).
  */
 const BYTES_PER_OUTPUT_PIXEL: Readonly<Record<EncodedFormat, number>> = {
-  avif: 28,
+  avif: 30,
   webp: 16,
   jpeg: 14,
   png: 9,
   gif: 12,
 };
 
-/** libvips' per-job buffers and the encoder's fixed cost (a 400 px JPEG measured 3.1 MiB). */
+/** libvips' per-job buffers and the encoder's fixed cost: a 400 px JPEG measured 3.1 MiB, a 400 px AVIF 8.9 MiB. */
 const FIXED_BYTES = 4 * 1024 * 1024;
+const FIXED_AVIF_BYTES = 8 * 1024 * 1024;
 
 export interface WorkingSetInput {
   readonly sourceFormat: ImageFormat;
@@ -53,7 +54,9 @@ export function estimateWorkingSet(input: WorkingSetInput): number {
   const decodedBytes = (sourcePixels / (shrink * shrink)) * Math.max(3, input.channels);
   const isWholeDecode = input.isRotated || !hasShrinkOnLoad;
   return Math.ceil(
-    FIXED_BYTES + outputPixels * BYTES_PER_OUTPUT_PIXEL[input.format] + (isWholeDecode ? decodedBytes : 0),
+    (input.format === "avif" ? FIXED_AVIF_BYTES : FIXED_BYTES) +
+      outputPixels * BYTES_PER_OUTPUT_PIXEL[input.format] +
+      (isWholeDecode ? decodedBytes : 0),
   );
 }
 
@@ -63,7 +66,12 @@ export function expectedOutputSize(plan: RenderPlan): { width: number; height: n
   const { sourceWidth: sw, sourceHeight: sh } = plan;
   const width = options.width ?? sw;
   const height = options.height ?? sh;
-  if (options.fit !== "inside") return { width, height }; // cover, contain, fill: the box itself
+  if (options.fit !== "inside") {
+    // cover, contain, fill: the box itself; without enlargement never more than the source on either side
+    return options.withoutEnlargement === true
+      ? { width: Math.min(width, sw), height: Math.min(height, sh) }
+      : { width, height };
+  }
   let scale = Math.min(width / sw, height / sh);
   if (options.withoutEnlargement === true) scale = Math.min(scale, 1);
   return { width: Math.max(1, Math.round(sw * scale)), height: Math.max(1, Math.round(sh * scale)) };
