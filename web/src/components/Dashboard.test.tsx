@@ -30,4 +30,31 @@ describe("StatsView", () => {
     expect(text).toContain("50/s, burst 100");
     expect(text).not.toMatch(/refused|over the cap|shed/);
   });
+
+  it("shows resident memory against the limit, what fills it and what it turned away", () => {
+    const MB = 1_000_000;
+    const stats = parseStats({
+      memory: {
+        limitBytes: 512 * MB,
+        rssBytes: 256 * MB,
+        cacheBytes: 100 * MB,
+        reservedBytes: 40 * MB,
+        overheadBytes: 116 * MB,
+        waiting: 2,
+        shed: 7,
+        tooLarge: 1,
+      },
+    });
+    render(<StatsView stats={stats} />);
+    const meter = screen.getByTestId("memory-meter");
+    expect(meter.textContent).toContain("256 MB / 512 MB limit");
+    expect(meter.textContent).toContain("cache 100 MB · in flight 40 MB");
+    expect(meter.textContent).toContain("7 shed (503) · 1 too large (413) · 2 waiting");
+    expect(meter.querySelector('[role="meter"]')?.getAttribute("aria-valuenow")).toBe("50");
+  });
+
+  it("leaves the memory meter out for a proxy that reports no limit", () => {
+    render(<StatsView stats={parseStats({})} />);
+    expect(screen.queryByTestId("memory-meter")).toBeNull();
+  });
 });

@@ -70,6 +70,14 @@ export function Dashboard() {
           maxValue={1}
           formatValue={(value) => formatPercent(value)}
         />
+        <LineChart
+          label="Memory (RSS) against the limit"
+          points={history.map((sample) => ({ atMs: sample.atMs, value: sample.rssBytes }))}
+          nowMs={nowMs}
+          windowMs={HISTORY_WINDOW_MS}
+          {...(stats && stats.memory.limitBytes > 0 ? { maxValue: stats.memory.limitBytes } : {})}
+          formatValue={(value) => formatBytes(value)}
+        />
       </div>
     </section>
   );
@@ -104,6 +112,7 @@ export function StatsView({ stats }: { stats: ProxyStats }) {
         </Stat>
       </dl>
       <div className="meters">
+        <MemoryMeter memory={stats.memory} />
         <Meter
           label="Cache"
           fill={stats.cache}
@@ -165,6 +174,32 @@ function Meter({ label, fill, detail }: { label: string; fill: CacheFill; detail
       </div>
       <Bar share={share} />
       {detail ? <p className="meter__detail">{detail}</p> : null}
+    </div>
+  );
+}
+
+/** RSS against --memory-limit, and what fills it. */
+function MemoryMeter({ memory }: { memory: ProxyStats["memory"] }) {
+  if (memory.limitBytes <= 0) return null;
+  const refused = [
+    memory.shed > 0 ? `${formatCount(memory.shed)} shed (503)` : "",
+    memory.tooLarge > 0 ? `${formatCount(memory.tooLarge)} too large (413)` : "",
+    memory.waiting > 0 ? `${formatCount(memory.waiting)} waiting` : "",
+  ].filter((part) => part !== "");
+  return (
+    <div className="meter" data-testid="memory-meter">
+      <div className="meter__head">
+        <span>Memory (RSS)</span>
+        <span>
+          {formatBytes(memory.rssBytes)} / {formatBytes(memory.limitBytes)} limit
+        </span>
+      </div>
+      <Bar share={memory.rssBytes / memory.limitBytes} />
+      <p className="meter__detail">
+        cache {formatBytes(memory.cacheBytes)} · in flight {formatBytes(memory.reservedBytes)} · runtime and slack{" "}
+        {formatBytes(memory.overheadBytes)}
+        {refused.length > 0 ? ` · ${refused.join(" · ")}` : ""}
+      </p>
     </div>
   );
 }

@@ -72,6 +72,23 @@ export interface ProxyStats {
   readonly originalBytesEquivalent: number;
   readonly cache: CacheFill & { readonly variants: CacheFill; readonly originals: CacheFill };
   readonly rateLimit: { readonly perSecond: number; readonly burst: number };
+  readonly memory: MemoryFill;
+}
+
+/** The process's memory against its --memory-limit (bytes), and what the limit turned away. */
+export interface MemoryFill {
+  readonly limitBytes: number;
+  readonly rssBytes: number;
+  readonly cacheBytes: number;
+  /** Held by downloads and transforms in flight. */
+  readonly reservedBytes: number;
+  /** RSS that is neither cache nor in-flight work (runtime, garbage awaiting a collection, allocator slack). */
+  readonly overheadBytes: number;
+  readonly waiting: number;
+  /** 503s: work that did not fit in memory in time. */
+  readonly shed: number;
+  /** 413s: work that could never fit. */
+  readonly tooLarge: number;
 }
 
 /** `GET /api/stats`; missing numbers read as 0 so an older proxy still renders. */
@@ -90,6 +107,7 @@ export function parseStats(body: Record<string, unknown>): ProxyStats {
   };
   const cache = isRecord(body.cache) ? body.cache : {};
   const rateLimit = isRecord(body.rateLimit) ? body.rateLimit : {};
+  const memory = isRecord(body.memory) ? body.memory : {};
   return {
     uptimeSeconds: num(body, "uptimeSeconds"),
     requests: num(body, "requests"),
@@ -110,6 +128,16 @@ export function parseStats(body: Record<string, unknown>): ProxyStats {
     originalBytesEquivalent: num(body, "originalBytesEquivalent"),
     cache: { ...fill(cache), variants: fill(cache.variants), originals: fill(cache.originals) },
     rateLimit: { perSecond: num(rateLimit, "perSecond"), burst: num(rateLimit, "burst") },
+    memory: {
+      limitBytes: num(memory, "limitBytes"),
+      rssBytes: num(memory, "rssBytes"),
+      cacheBytes: num(memory, "cacheBytes"),
+      reservedBytes: num(memory, "reservedBytes"),
+      overheadBytes: num(memory, "overheadBytes"),
+      waiting: num(memory, "waiting"),
+      shed: num(memory, "shed"),
+      tooLarge: num(memory, "tooLarge"),
+    },
   };
 }
 

@@ -3,14 +3,24 @@ import { describe, expect, it } from "vitest";
 import { parseStats } from "./api.ts";
 import { appendSample, deriveRates } from "./stats-history.ts";
 
-const counters = (requests: number, hits: number, misses: number) => ({ requests, hits, misses });
+const counters = (requests: number, hits: number, misses: number, rssBytes = 0) => ({
+  requests,
+  hits,
+  misses,
+  rssBytes,
+});
+const polled = (requests: number, hits: number, misses: number, rssBytes = 0) => ({
+  ...counters(requests, hits, misses),
+  memory: parseStats({ memory: { rssBytes } }).memory,
+});
 
 describe("appendSample", () => {
   it("keeps only the samples inside the window", () => {
-    let history = appendSample([], counters(0, 0, 0), 0, 10_000);
-    history = appendSample(history, counters(5, 1, 4), 5_000, 10_000);
-    history = appendSample(history, counters(9, 3, 6), 12_000, 10_000);
+    let history = appendSample([], polled(0, 0, 0), 0, 10_000);
+    history = appendSample(history, polled(5, 1, 4, 200), 5_000, 10_000);
+    history = appendSample(history, polled(9, 3, 6, 300), 12_000, 10_000);
     expect(history.map((sample) => sample.atMs)).toEqual([5_000, 12_000]);
+    expect(history.map((sample) => sample.rssBytes)).toEqual([200, 300]); // charted as memory over time
   });
 });
 

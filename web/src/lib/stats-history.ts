@@ -6,6 +6,8 @@ export interface StatsSample {
   readonly requests: number;
   readonly hits: number;
   readonly misses: number;
+  /** The proxy's resident memory at that poll. */
+  readonly rssBytes: number;
 }
 
 /** One point of the live charts: rates over the interval that ends at `atMs`. */
@@ -22,12 +24,18 @@ export const HISTORY_WINDOW_MS = 5 * 60_000;
 /** Appends a sample and drops the ones older than `windowMs` before it. */
 export function appendSample(
   history: readonly StatsSample[],
-  stats: Pick<ProxyStats, "requests" | "hits" | "misses">,
+  stats: Pick<ProxyStats, "requests" | "hits" | "misses" | "memory">,
   atMs: number,
   windowMs: number = HISTORY_WINDOW_MS,
 ): StatsSample[] {
   const next = history.filter((sample) => sample.atMs >= atMs - windowMs);
-  next.push({ atMs, requests: stats.requests, hits: stats.hits, misses: stats.misses });
+  next.push({
+    atMs,
+    requests: stats.requests,
+    hits: stats.hits,
+    misses: stats.misses,
+    rssBytes: stats.memory.rssBytes,
+  });
   return next;
 }
 
