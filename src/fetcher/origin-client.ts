@@ -219,7 +219,7 @@ class OriginConnection {
     }
   }
 
-  /** Collects the response head; returns the bytes after it. 1xx heads are skipped. */
+  /** Collects the response head; returns the bytes after it. Interim 1xx heads are skipped (101 fails the request). */
   #takeHead(pending: Pending, data: Buffer): Buffer {
     for (;;) {
       const before = this.#head;
@@ -249,6 +249,10 @@ class OriginConnection {
     const status = STATUS_LINE.exec(lines[0] ?? "");
     if (!status) throw new ProxyError("ORIGIN_FAILED", "the origin sent a malformed status line");
     const statusCode = Number(status[2]);
+    // RFC 9110 §15.2.2: 101 answers an Upgrade, which we never send; what follows it is not HTTP/1.1, so it is no
+    // interim response to skip (100, 103 and the rest of 1xx are).
+    if (statusCode === 101)
+      throw new ProxyError("ORIGIN_FAILED", "the origin switched protocols (101) though no upgrade was asked for");
     if (statusCode >= 100 && statusCode < 200) return statusCode;
     let contentLength: number | undefined;
     let transferEncoding: string | undefined;

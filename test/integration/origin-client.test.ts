@@ -273,6 +273,21 @@ describe("OriginClient", () => {
     expect(origin.connectionCount()).toBe(2);
   });
 
+  it("fails on 101 Switching Protocols (never asked for) and does not reuse the connection", async () => {
+    const origin = await rawOrigin((socket, n) => {
+      if (n === 1) {
+        socket.write(
+          "HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: h2c\r\n\r\n" +
+            "HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nevil",
+        );
+      } else socket.write("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    });
+    const client = clientFor(origin.port);
+    await expectCode(client.get("/a", HEADERS, 100, NO_SIGNAL), "ORIGIN_FAILED");
+    expect((await client.get("/a", HEADERS, 100, NO_SIGNAL)).body!.toString()).toBe("ok");
+    expect(origin.connectionCount()).toBe(2);
+  });
+
   it.each([
     ["a malformed status line", "HTTP/1.1 OK\r\n\r\n"],
     ["a malformed header line", "HTTP/1.1 200 OK\r\nno colon here\r\ncontent-length: 1\r\n\r\nx"],
