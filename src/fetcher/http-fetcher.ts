@@ -10,6 +10,17 @@ import { checkUntrustedUrl, guardedLookup, hostMatches } from "./ssrf.ts";
 /** Largest origin listing (/index.json) relayed to /api/images. */
 const MAX_LISTING_BYTES = 8 * 1024 * 1024;
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+/**
+ * Encoded "/", "\", "." and NUL: a path under the base path only in appearance ("/photos/..%2fsecret" is "/secret"
+ * to many servers). http/path.ts refuses them in client paths (400); a redirect carrying one is not trusted either.
+ */
+const ENCODED_PATH_TRICK = /%(?:2f|5c|2e|00)/i;
+
+/**
+ * Where a download began, which decides which hops are trusted (none in remote mode): the configured origin's
+ * trust covers its base URL only, and never reaches a URL a client named.
+ */
+type Start = "origin" | "remote";
 
 /**
  * Fetches originals from an HTTP(S) base URL through one keep-alive undici Agent. Every download is bounded three
@@ -20,10 +31,11 @@ export class HttpFetcher implements Fetcher {
   readonly description: string;
   readonly #baseUrl: string;
   readonly #config: OriginConfig;
-  readonly #trustedOrigin: string | undefined;
+  /** The configured origin's base URL: hops under it skip the SSRF guard (fetchOriginal, fetchListing only). */
+  readonly #trustedBase: URL | undefined;
   /** Connections to the configured origin: trusted, may be private (it is usually on the LAN). */
   readonly #agent: Agent;
-  /** Connections anywhere else (redirect targets, remote mode): every resolved address passes the SSRF guard. */
+  /** Connections for every other hop (remote mode, redirects off the base URL): each address passes the SSRF guard. */
   readonly #guardedAgent: Agent;
   /** GETs to a plain-HTTP configured origin (see origin-client.ts for why it is not undici). */
   readonly #originClient: OriginClient | undefined;
@@ -32,7 +44,7 @@ export class HttpFetcher implements Fetcher {
   constructor(config: OriginConfig) {
     this.#config = config;
     this.#baseUrl = config.spec.kind === "http" ? config.spec.baseUrl : "";
-    this.#trustedOrigin = config.spec.kind === "http" ? new URL(config.spec.baseUrl).origin : undefined;
+    this.#trustedBase = config.spec.kind === "http" ? new URL(config.spec.baseUrl) : undefined;
     this.description = config.spec.kind === "http" ? config.spec.baseUrl : "remote sources";
     const common = {
       headersTimeout: config.headersTimeoutMs,
@@ -49,7 +61,7 @@ export class HttpFetcher implements Fetcher {
       connections: config.connections,
       connect: { timeout: config.connectTimeoutMs, ...(config.allowPrivateOrigins ? {} : { lookup: guardedLookup }) },
     });
-    const base = config.spec.kind === "http" ? new URL(config.spec.baseUrl) : undefined;
+    const base = this.#trustedBase;
     this.#originClient =
       base?.protocol === "http:"
         ? new OriginClient({
@@ -71,21 +83,20 @@ export class HttpFetcher implements Fetcher {
   }
 
   async fetchOriginal(path: string, signal?: AbortSignal): Promise<Buffer> {
-    return this.#download(this.urlOf(path), this.#config.maxSourceBytes, signal);
+    return this.#download(this.urlOf(path), "origin", this.#config.maxSourceBytes, signal);
   }
 
-  /** Remote mode: an absolute URL whose host matches --allowed-sources, fetched through the SSRF guard. */
+  /**
+   * Remote mode: an absolute URL whose host matches --allowed-sources, fetched through the SSRF guard; so is every
+   * redirect hop, even one to the configured origin.
+   */
   async fetchUrl(url: string, signal?: AbortSignal): Promise<Buffer> {
-    const parsed = new URL(url);
-    if (!hostMatches(parsed.hostname, this.#config.allowedSources)) {
-      throw new ProxyError("FORBIDDEN", `${parsed.hostname} is not an allowed source`);
-    }
-    return this.#download(parsed.href, this.#config.maxSourceBytes, signal);
+    return this.#download(url, "remote", this.#config.maxSourceBytes, signal);
   }
 
   /** The origin's `/index.json` listing, relayed by /api/images. */
   async fetchListing(signal?: AbortSignal): Promise<Buffer> {
-    return this.#download(`${this.#baseUrl}index.json`, MAX_LISTING_BYTES, signal);
+    return this.#download(`${this.#baseUrl}index.json`, "origin", MAX_LISTING_BYTES, signal);
   }
 
   async checkReady(signal?: AbortSignal): Promise<void> {
@@ -108,13 +119,13 @@ export class HttpFetcher implements Fetcher {
     await Promise.all([this.#agent.close(), this.#guardedAgent.close()]);
   }
 
-  async #download(url: string, maxBytes: number, signal?: AbortSignal): Promise<Buffer> {
+  async #download(url: string, start: Start, maxBytes: number, signal?: AbortSignal): Promise<Buffer> {
     const deadline = AbortSignal.timeout(this.#config.totalTimeoutMs);
     const combined = signal ? AbortSignal.any([signal, deadline]) : deadline;
     let target = new URL(url);
     for (let hop = 0; ; hop++) {
-      const isTrusted = target.origin === this.#trustedOrigin;
-      if (!isTrusted) checkUntrustedUrl(target, this.#config.allowPrivateOrigins);
+      const isTrusted = start === "origin" && this.#isUnderBase(target);
+      if (!isTrusted) this.#checkUntrustedHop(target, start, hop);
       let response: OriginResponse;
       try {
         response =
@@ -132,6 +143,32 @@ export class HttpFetcher implements Fetcher {
         throw new ProxyError("ORIGIN_FAILED", `the origin redirected more than ${this.#config.maxRedirects} times`);
       }
       target = new URL(location, target);
+    }
+  }
+
+  /** On the configured origin and under its base path, as plainly as a client path may be (see ENCODED_PATH_TRICK). */
+  #isUnderBase(target: URL): boolean {
+    const base = this.#trustedBase;
+    return (
+      base !== undefined &&
+      target.origin === base.origin &&
+      target.pathname.startsWith(base.pathname) &&
+      !ENCODED_PATH_TRICK.test(target.pathname.slice(base.pathname.length)) &&
+      target.username === "" &&
+      target.password === ""
+    );
+  }
+
+  /** Every untrusted hop: the SSRF guard's URL checks; in remote mode its host must also be an allowed source. */
+  #checkUntrustedHop(target: URL, start: Start, hop: number): void {
+    checkUntrustedUrl(target, this.#config.allowPrivateOrigins);
+    if (start === "remote" && !hostMatches(target.hostname, this.#config.allowedSources)) {
+      throw new ProxyError(
+        "FORBIDDEN",
+        hop === 0
+          ? `${target.hostname} is not an allowed source`
+          : `the source redirected to ${target.hostname}, which is not an allowed source`,
+      );
     }
   }
 }
