@@ -87,13 +87,26 @@ export class FsFetcher implements Fetcher {
   }
 }
 
+/**
+ * errno values that say the client's path names no image here: missing, through a file (ENOTDIR), a directory, a
+ * segment over the file system's 255-byte NAME_MAX (ENAMETOOLONG), a symlink loop (ELOOP), a name the file system
+ * cannot store (EILSEQ), a socket or device node (ENXIO, ENODEV). The path comes from the URL, so these are 404s.
+ */
+const NOT_FOUND_ERRNOS = new Set(["ENOENT", "ENOTDIR", "EISDIR", "ENAMETOOLONG", "ELOOP", "EILSEQ", "ENXIO", "ENODEV"]);
+
+/** File system errors become ORIGIN_* codes here: the client's path → 404 or 403, the disk failing → 502 (or 504). */
 function fsError(error: unknown): ProxyError {
   if (error instanceof ProxyError) return error;
   const code = (error as { code?: unknown } | null)?.code;
-  if (code === "ENOENT" || code === "ENOTDIR" || code === "EISDIR") {
+  if (typeof code === "string" && NOT_FOUND_ERRNOS.has(code)) {
     return new ProxyError("ORIGIN_NOT_FOUND", "the origin has no such image", { cause: error });
   }
   if (code === "EACCES" || code === "EPERM")
     return new ProxyError("ORIGIN_FORBIDDEN", "the origin refused access", { cause: error });
+  if (code === "ETIMEDOUT") {
+    // a network file system (NFS soft mount, SMB) that did not answer
+    return new ProxyError("ORIGIN_TIMEOUT", "the image could not be read in time (ETIMEDOUT)", { cause: error });
+  }
+  // EIO, EMFILE/ENFILE, ESTALE, ...: the machine or its disk, not the URL
   return new ProxyError("ORIGIN_FAILED", `the image could not be read (${String(code)})`, { cause: error });
 }
