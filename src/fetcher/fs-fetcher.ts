@@ -3,6 +3,7 @@ import { realpathSync } from "node:fs";
 import { resolve, sep } from "node:path";
 import type { OriginConfig } from "../config/config.ts";
 import { ProxyError } from "../errors.ts";
+import { sourceTooLarge } from "./body-collector.ts";
 import type { Fetcher } from "./fetcher.ts";
 
 /**
@@ -36,12 +37,7 @@ export class FsFetcher implements Fetcher {
     try {
       const stat = await handle.stat();
       if (!stat.isFile()) throw new ProxyError("ORIGIN_NOT_FOUND", "the origin has no such image");
-      if (stat.size > this.#maxBytes) {
-        throw new ProxyError(
-          "SOURCE_TOO_LARGE",
-          `the original is ${stat.size} bytes, more than the ${this.#maxBytes}-byte limit`,
-        );
-      }
+      if (stat.size > this.#maxBytes) throw sourceTooLarge(this.#maxBytes, stat.size);
       // Read at most maxBytes + 1: a file that grows while we read is still caught.
       const buffer = Buffer.allocUnsafe(Math.min(stat.size, this.#maxBytes) + 1);
       let length = 0;
@@ -49,9 +45,7 @@ export class FsFetcher implements Fetcher {
         const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
         if (bytesRead === 0) break;
         length += bytesRead;
-        if (length > this.#maxBytes) {
-          throw new ProxyError("SOURCE_TOO_LARGE", `the original is larger than the ${this.#maxBytes}-byte limit`);
-        }
+        if (length > this.#maxBytes) throw sourceTooLarge(this.#maxBytes);
         if (length === buffer.length) break;
       }
       return buffer.subarray(0, length);

@@ -1,6 +1,7 @@
 import { connect } from "node:net";
 import type { Socket } from "node:net";
 import { ProxyError } from "../errors.ts";
+import { BodyCollector } from "./body-collector.ts";
 
 /**
  * A small HTTP/1.1 client for the configured plain-HTTP origin: GET only, keep-alive connections, bodies framed by
@@ -65,11 +66,8 @@ class OriginConnection {
   #head: Buffer | undefined;
   #isInBody = false;
   #framing: Framing = "length";
-  /** Content-Length bodies: the body itself, which reads fill in place. */
-  #body: Buffer | undefined;
-  #received = 0;
-  /** Chunked and close-delimited bodies. */
-  #chunks: Buffer[] = [];
+  /** The body of a 200, set with its framing; a Content-Length body is allocated at once and reads fill it in place. */
+  #body: BodyCollector | undefined;
   /**
    * Chunked: bytes of data left in the current chunk; -1 while a size line is expected, -2 in the trailers, -3 for
    * the CRLF after a chunk's data.
@@ -134,8 +132,6 @@ class OriginConnection {
       this.#head = undefined;
       this.#isInBody = false;
       this.#body = undefined;
-      this.#received = 0;
-      this.#chunks = [];
       this.#chunkLeft = -1;
       this.#line = "";
       this.#clearTimer();
@@ -167,14 +163,9 @@ class OriginConnection {
     this.socket.destroy();
   }
 
-  /** Inside a Content-Length body with bytes still to come: reads go straight into the body. */
-  #isFillingBody(): boolean {
-    return this.#isInBody && this.#body !== undefined && this.#received < this.#body.byteLength;
-  }
-
   /** Where the next read lands: in a Content-Length body, the body's unfilled rest; otherwise the scratch buffer. */
   #readTarget(): Buffer {
-    return this.#isFillingBody() ? this.#body!.subarray(this.#received) : this.#scratch; // #isFillingBody: set
+    return (this.#isInBody ? this.#body?.unfilled() : undefined) ?? this.#scratch;
   }
 
   #onRead(n: number): void {
@@ -185,12 +176,12 @@ class OriginConnection {
       return;
     }
     this.#hasResponseBytes = true;
-    if (this.#isFillingBody()) {
-      // The kernel wrote straight into the body (see #readTarget), and never past its end.
-      const body = this.#body!; // #isFillingBody: set
-      this.#received += n;
+    const body = this.#body;
+    if (this.#isInBody && body !== undefined && body.missingBytes > 0) {
+      // The kernel wrote straight into the body (#readTarget handed it body.unfilled()), and never past its end.
+      body.commitUnfilled(n);
       this.#touchBodyTimer();
-      if (this.#received === body.byteLength) this.#complete(pending, body);
+      if (body.missingBytes === 0) this.#complete(pending, body);
       return;
     }
     this.#consume(pending, this.#scratch.subarray(0, n));
@@ -204,16 +195,15 @@ class OriginConnection {
         if (!this.#isInBody || this.#pending !== pending) return;
       }
       this.#touchBodyTimer();
-      if (data.byteLength === 0) return;
+      const body = this.#body;
+      if (data.byteLength === 0 || body === undefined) return; // undefined: already settled
       if (this.#framing === "length") {
-        const body = this.#body!; // set with the framing (a zero-length body completes in #takeHead)
-        if (data.byteLength > body.byteLength - this.#received)
+        if (data.byteLength > body.missingBytes)
           throw new ProxyError("ORIGIN_FAILED", "the origin sent more bytes than its Content-Length");
-        data.copy(body, this.#received);
-        this.#received += data.byteLength;
-        if (this.#received === body.byteLength) this.#complete(pending, body);
-      } else if (this.#framing === "chunked") this.#takeChunked(pending, data);
-      else this.#append(pending, data);
+        body.push(data, true); // copied out of the reused scratch buffer
+        if (body.missingBytes === 0) this.#complete(pending, body);
+      } else if (this.#framing === "chunked") this.#takeChunked(pending, body, data);
+      else body.push(data, true);
     } catch (error) {
       this.#fail(error);
     }
@@ -302,30 +292,25 @@ class OriginConnection {
         throw new ProxyError("ORIGIN_FAILED", `the origin used an unsupported transfer coding (${transferEncoding})`);
       this.#framing = "chunked";
       this.#isReusable = this.#isReusable && contentLength === undefined; // both present: a smuggling smell
-    } else if (contentLength !== undefined) {
-      if (contentLength > pending.maxBytes) {
-        throw new ProxyError(
-          "SOURCE_TOO_LARGE",
-          `the original is ${contentLength} bytes, more than the ${pending.maxBytes}-byte limit`,
-        );
-      }
-      this.#framing = "length";
-      this.#body = Buffer.allocUnsafe(contentLength);
-    } else {
+    } else if (contentLength !== undefined) this.#framing = "length";
+    else {
       this.#framing = "close";
       this.#isReusable = false;
     }
+    // SOURCE_TOO_LARGE at once when the Content-Length is over the cap
+    const body = new BodyCollector(pending.maxBytes, this.#framing === "length" ? contentLength : undefined);
+    this.#body = body;
     this.#isInBody = true;
-    if (this.#framing === "length" && contentLength === 0) this.#complete(pending, this.#body!);
+    if (this.#framing === "length" && contentLength === 0) this.#complete(pending, body);
     return statusCode;
   }
 
-  #takeChunked(pending: Pending, data: Buffer): void {
+  #takeChunked(pending: Pending, body: BodyCollector, data: Buffer): void {
     let at = 0;
     while (at < data.byteLength && this.#pending === pending) {
       if (this.#chunkLeft > 0) {
         const take = Math.min(this.#chunkLeft, data.byteLength - at);
-        this.#append(pending, data.subarray(at, at + take));
+        body.push(data.subarray(at, at + take), true); // copied out of the reused scratch buffer
         this.#chunkLeft -= take;
         at += take;
         if (this.#chunkLeft === 0) this.#chunkLeft = -3; // the CRLF after the data
@@ -351,32 +336,24 @@ class OriginConnection {
         // the blank line after the (ignored) trailers ends the body; bytes after it belong to no request, so this
         // connection is not trusted again
         if (at < data.byteLength) this.#isReusable = false;
-        this.#complete(pending, Buffer.concat(this.#chunks, this.#received));
+        this.#complete(pending, body);
       }
     }
-  }
-
-  #append(pending: Pending, data: Buffer): void {
-    this.#received += data.byteLength;
-    if (this.#received > pending.maxBytes)
-      throw new ProxyError("SOURCE_TOO_LARGE", `the original is larger than the ${pending.maxBytes}-byte limit`);
-    this.#chunks.push(Buffer.from(data)); // copied out of the reused scratch buffer
   }
 
   /** The origin ended its side: completes a close-delimited body; anything else in progress fails on 'close'. */
   #onEnd(): void {
     this.#isReusable = false;
     const pending = this.#pending;
-    if (pending && this.#isInBody && this.#framing === "close") {
-      this.#complete(pending, Buffer.concat(this.#chunks, this.#received));
+    if (pending && this.#isInBody && this.#framing === "close" && this.#body !== undefined) {
+      this.#complete(pending, this.#body);
     }
     this.socket.destroy();
   }
 
-  #complete(pending: Pending, body: Buffer): void {
+  #complete(pending: Pending, body: BodyCollector): void {
     this.#body = undefined;
-    this.#chunks = [];
-    this.#settle(pending, { statusCode: 200, location: undefined, body });
+    this.#settle(pending, { statusCode: 200, location: undefined, body: body.take() });
   }
 
   #settle(pending: Pending, response: OriginResponse): void {
