@@ -3,6 +3,7 @@ import { realpathSync } from "node:fs";
 import { resolve, sep } from "node:path";
 import type { OriginConfig } from "../config/config.ts";
 import { ProxyError } from "../errors.ts";
+import { sourceTooLarge } from "./body-collector.ts";
 import type { Fetcher } from "./fetcher.ts";
 
 /**
@@ -36,12 +37,7 @@ export class FsFetcher implements Fetcher {
     try {
       const stat = await handle.stat();
       if (!stat.isFile()) throw new ProxyError("ORIGIN_NOT_FOUND", "the origin has no such image");
-      if (stat.size > this.#maxBytes) {
-        throw new ProxyError(
-          "SOURCE_TOO_LARGE",
-          `the original is ${stat.size} bytes, more than the ${this.#maxBytes}-byte limit`,
-        );
-      }
+      if (stat.size > this.#maxBytes) throw sourceTooLarge(this.#maxBytes, stat.size);
       // Read at most maxBytes + 1: a file that grows while we read is still caught.
       const buffer = Buffer.allocUnsafe(Math.min(stat.size, this.#maxBytes) + 1);
       let length = 0;
@@ -49,9 +45,7 @@ export class FsFetcher implements Fetcher {
         const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
         if (bytesRead === 0) break;
         length += bytesRead;
-        if (length > this.#maxBytes) {
-          throw new ProxyError("SOURCE_TOO_LARGE", `the original is larger than the ${this.#maxBytes}-byte limit`);
-        }
+        if (length > this.#maxBytes) throw sourceTooLarge(this.#maxBytes);
         if (length === buffer.length) break;
       }
       return buffer.subarray(0, length);
@@ -87,13 +81,26 @@ export class FsFetcher implements Fetcher {
   }
 }
 
+/**
+ * errno values that say the client's path names no image here: missing, through a file (ENOTDIR), a directory, a
+ * segment over the file system's 255-byte NAME_MAX (ENAMETOOLONG), a symlink loop (ELOOP), a name the file system
+ * cannot store (EILSEQ), a socket or device node (ENXIO, ENODEV). The path comes from the URL, so these are 404s.
+ */
+const NOT_FOUND_ERRNOS = new Set(["ENOENT", "ENOTDIR", "EISDIR", "ENAMETOOLONG", "ELOOP", "EILSEQ", "ENXIO", "ENODEV"]);
+
+/** File system errors become ORIGIN_* codes here: the client's path → 404 or 403, the disk failing → 502 (or 504). */
 function fsError(error: unknown): ProxyError {
   if (error instanceof ProxyError) return error;
   const code = (error as { code?: unknown } | null)?.code;
-  if (code === "ENOENT" || code === "ENOTDIR" || code === "EISDIR") {
+  if (typeof code === "string" && NOT_FOUND_ERRNOS.has(code)) {
     return new ProxyError("ORIGIN_NOT_FOUND", "the origin has no such image", { cause: error });
   }
   if (code === "EACCES" || code === "EPERM")
     return new ProxyError("ORIGIN_FORBIDDEN", "the origin refused access", { cause: error });
+  if (code === "ETIMEDOUT") {
+    // a network file system (NFS soft mount, SMB) that did not answer
+    return new ProxyError("ORIGIN_TIMEOUT", "the image could not be read in time (ETIMEDOUT)", { cause: error });
+  }
+  // EIO, EMFILE/ENFILE, ESTALE, ...: the machine or its disk, not the URL
   return new ProxyError("ORIGIN_FAILED", `the image could not be read (${String(code)})`, { cause: error });
 }

@@ -1,6 +1,7 @@
 import { GetObjectCommand, HeadBucketCommand, S3Client, S3ServiceException } from "@aws-sdk/client-s3";
 import type { OriginConfig } from "../config/config.ts";
 import { ProxyError } from "../errors.ts";
+import { BodyCollector } from "./body-collector.ts";
 import type { Fetcher } from "./fetcher.ts";
 
 /**
@@ -39,24 +40,14 @@ export class S3Fetcher implements Fetcher {
       });
       const body = object.Body as (AsyncIterable<Uint8Array> & { destroy?: () => void }) | undefined;
       if (!body) throw new ProxyError("ORIGIN_FAILED", "S3 returned no body");
-      if (object.ContentLength !== undefined && object.ContentLength > maxBytes) {
-        body.destroy?.();
-        throw new ProxyError(
-          "SOURCE_TOO_LARGE",
-          `the original is ${object.ContentLength} bytes, more than the ${maxBytes}-byte limit`,
-        );
+      try {
+        const collected = new BodyCollector(maxBytes, object.ContentLength);
+        for await (const chunk of body) collected.push(chunk, false); // each chunk is a read of its own
+        return collected.take();
+      } catch (error) {
+        body.destroy?.(); // SOURCE_TOO_LARGE (declared or counted) or a broken stream: stop the download
+        throw error;
       }
-      const chunks: Buffer[] = [];
-      let total = 0;
-      for await (const chunk of body) {
-        total += chunk.byteLength;
-        if (total > maxBytes) {
-          body.destroy?.();
-          throw new ProxyError("SOURCE_TOO_LARGE", `the original is larger than the ${maxBytes}-byte limit`);
-        }
-        chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-      }
-      return Buffer.concat(chunks, total);
     } catch (error) {
       throw translateS3Error(error, deadline);
     }

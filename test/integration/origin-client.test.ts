@@ -5,7 +5,10 @@ import type { AddressInfo, Server as NetServer, Socket } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { MAX_HEAD_BYTES, OriginClient } from "../../src/fetcher/origin-client.ts";
 import type { OriginClientOptions } from "../../src/fetcher/origin-client.ts";
+import type { App } from "../../src/app.ts";
 import { BIG, expectCode, fetchRoutes, sha256 as sha } from "../helpers/fetch-routes.ts";
+import { imageFacts, makeJpeg } from "../helpers/images.ts";
+import { startProxy } from "../helpers/proxy.ts";
 import type { Route } from "../helpers/test-origin.ts";
 
 // The plain-HTTP origin client against real servers on 127.0.0.1: node:http for well-formed answers, raw TCP servers
@@ -82,7 +85,7 @@ function clientFor(targetPort: number, options: Partial<OriginClientOptions> = {
 }
 
 /** A raw TCP origin: `answer` writes whatever it likes once a request head has arrived. */
-async function rawOrigin(answer: (socket: Socket, requestNumber: number) => void): Promise<{
+async function rawOrigin(answer: (socket: Socket, requestNumber: number, requestHead: string) => void): Promise<{
   server: NetServer;
   port: number;
   connectionCount: () => number;
@@ -91,12 +94,13 @@ async function rawOrigin(answer: (socket: Socket, requestNumber: number) => void
   let requestNumber = 0;
   const raw = createNetServer((socket) => {
     count++;
-    let head = "";
+    let received = "";
     socket.on("data", (data) => {
-      head += data.toString("latin1");
-      while (head.includes("\r\n\r\n")) {
-        head = head.slice(head.indexOf("\r\n\r\n") + 4);
-        answer(socket, ++requestNumber);
+      received += data.toString("latin1");
+      for (let end = received.indexOf("\r\n\r\n"); end >= 0; end = received.indexOf("\r\n\r\n")) {
+        const head = received.slice(0, end);
+        received = received.slice(end + 4);
+        answer(socket, ++requestNumber, head);
       }
     });
     socket.on("error", () => undefined);
@@ -225,6 +229,65 @@ describe("OriginClient", () => {
     expect(origin.connectionCount()).toBe(2);
   });
 
+  it("never hands bytes after a Content-Length body to the request waiting for the connection", async () => {
+    // The head first; then, in one write, the body and a whole second response. The body's last byte fills the body
+    // buffer exactly, so the second response is read by a later read of the same readable event.
+    const origin = await rawOrigin((socket, n) => {
+      if (n === 1) {
+        socket.write("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n");
+        setTimeout(() => socket.write("aaaaaHTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nevil"), 100);
+      } else socket.write("HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\nb");
+    });
+    const client = clientFor(origin.port, { maxConnections: 1 });
+    const [a, b] = await Promise.all([
+      client.get("/a", HEADERS, 100, NO_SIGNAL),
+      client.get("/b", HEADERS, 100, NO_SIGNAL), // waits for the one connection
+    ]);
+    expect(a.body!.toString()).toBe("aaaaa");
+    expect(b.body!.toString()).toBe("b");
+    expect(origin.connectionCount()).toBe(2);
+  });
+
+  it("never hands bytes after a chunked body that ends at a read's end to the waiting request", async () => {
+    // Head and chunked body are exactly one 64 KiB read (the scratch buffer); the second response is in the same
+    // write, so it waits in the kernel for the next read. The loop is blocked while the bytes cross loopback, so the
+    // first read finds all 64 KiB.
+    const head = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
+    let size = 65_536 - head.length - "\r\n\r\n0\r\n\r\n".length;
+    size -= size.toString(16).length;
+    const first = `${head}${size.toString(16)}\r\n${"a".repeat(size)}\r\n0\r\n\r\n`;
+    expect(first.length).toBe(65_536);
+    const origin = await rawOrigin((socket, n) => {
+      if (n === 1) {
+        socket.write(`${first}HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nevil`);
+        for (const until = Date.now() + 50; Date.now() < until;);
+      } else socket.write("HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\nb");
+    });
+    const client = clientFor(origin.port, { maxConnections: 1 });
+    const [a, b] = await Promise.all([
+      client.get("/a", HEADERS, 1e6, NO_SIGNAL),
+      client.get("/b", HEADERS, 1e6, NO_SIGNAL),
+    ]);
+    expect(a.body!.byteLength).toBe(size);
+    expect(b.body!.toString()).toBe("b");
+    expect(origin.connectionCount()).toBe(2);
+  });
+
+  it("fails on 101 Switching Protocols (never asked for) and does not reuse the connection", async () => {
+    const origin = await rawOrigin((socket, n) => {
+      if (n === 1) {
+        socket.write(
+          "HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: h2c\r\n\r\n" +
+            "HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nevil",
+        );
+      } else socket.write("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    });
+    const client = clientFor(origin.port);
+    await expectCode(client.get("/a", HEADERS, 100, NO_SIGNAL), "ORIGIN_FAILED");
+    expect((await client.get("/a", HEADERS, 100, NO_SIGNAL)).body!.toString()).toBe("ok");
+    expect(origin.connectionCount()).toBe(2);
+  });
+
   it.each([
     ["a malformed status line", "HTTP/1.1 OK\r\n\r\n"],
     ["a malformed header line", "HTTP/1.1 200 OK\r\nno colon here\r\ncontent-length: 1\r\n\r\nx"],
@@ -257,5 +320,58 @@ describe("OriginClient", () => {
     expect(client.connectionCount).toBe(0);
     await client.get("/a", HEADERS, 100, NO_SIGNAL);
     expect(origin.connectionCount()).toBe(2);
+  });
+});
+
+describe("OriginClient behind the proxy", () => {
+  let app: App | undefined;
+  afterEach(async () => {
+    await app?.close();
+    app = undefined;
+  });
+
+  it("with one origin connection, never serves or caches bytes sent after a.jpg's body as b.jpg", async () => {
+    const [a, b, evil] = await Promise.all([makeJpeg(40, 30, 1), makeJpeg(60, 30, 2), makeJpeg(77, 30, 3)]);
+    let sendRestOfA = (): void => undefined;
+    let onRequestA = (): void => undefined;
+    const requestedA = new Promise<void>((resolve) => (onRequestA = resolve));
+    const origin = await rawOrigin((socket, _n, head) => {
+      const path = head.split(" ")[1];
+      if (path === "/a.jpg") {
+        socket.write(`HTTP/1.1 200 OK\r\ncontent-type: image/jpeg\r\ncontent-length: ${a.byteLength}\r\n\r\n`);
+        // then, in one write, a's body and a whole response nobody asked for
+        sendRestOfA = () =>
+          socket.write(
+            Buffer.concat([
+              a,
+              Buffer.from(`HTTP/1.1 200 OK\r\ncontent-type: image/jpeg\r\ncontent-length: ${evil.byteLength}\r\n\r\n`),
+              evil,
+            ]),
+          );
+        onRequestA();
+      } else if (path === "/b.jpg") {
+        socket.write(`HTTP/1.1 200 OK\r\ncontent-type: image/jpeg\r\ncontent-length: ${b.byteLength}\r\n\r\n`);
+        socket.write(b);
+      } else socket.write("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n");
+    });
+    app = await startProxy({ origin: `http://127.0.0.1:${origin.port}/`, originConnections: 1 });
+    const proxyUrl = app.url;
+    const stats = app.stats;
+
+    const responseA = fetch(`${proxyUrl}/img/a.jpg`);
+    await requestedA;
+    const responseB = fetch(`${proxyUrl}/img/b.jpg`);
+    // b's download has begun: it waits for the one origin connection, which a's response holds
+    while (stats.originFetches < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+    sendRestOfA();
+
+    const widthOf = async (response: Response): Promise<number | undefined> =>
+      (await imageFacts(Buffer.from(await response.arrayBuffer()))).width;
+    const [gotA, gotB] = await Promise.all([responseA, responseB]);
+    expect({ a: gotA.status, b: gotB.status }).toEqual({ a: 200, b: 200 });
+    expect({ a: await widthOf(gotA), b: await widthOf(gotB) }).toEqual({ a: 40, b: 60 });
+    const again = await fetch(`${proxyUrl}/img/b.jpg`);
+    expect(again.headers.get("x-cache")).toBe("HIT");
+    expect(await widthOf(again)).toBe(60);
   });
 });
