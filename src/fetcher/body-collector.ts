@@ -1,4 +1,8 @@
 import { ProxyError } from "../errors.ts";
+import type { SizeListener } from "./fetcher.ts";
+
+/** A body growing past what was reported is reported again in steps of this much, not on every read. */
+const REPORT_STEP_BYTES = 256 * 1024;
 
 /**
  * An original's body as it arrives, bounded by the byte cap (maxSourceBytes) whatever its declared length says. The
@@ -19,12 +23,27 @@ export class BodyCollector {
   #filled: Buffer | undefined;
   readonly #chunks: Buffer[] = [];
   #received = 0;
+  readonly #onSize: SizeListener | undefined;
+  /** Largest size reported to onSize so far. */
+  #reported = 0;
 
   /** Throws SOURCE_TOO_LARGE at once when the declared length is over the cap. */
-  constructor(maxBytes: number, declaredBytes: number | undefined) {
+  constructor(maxBytes: number, declaredBytes: number | undefined, onSize?: SizeListener) {
     if (declaredBytes !== undefined && declaredBytes > maxBytes) throw sourceTooLarge(maxBytes, declaredBytes);
     this.#maxBytes = maxBytes;
+    this.#onSize = onSize;
     if (declaredBytes !== undefined && declaredBytes > 0) this.#filled = Buffer.allocUnsafe(declaredBytes);
+    if (declaredBytes !== undefined) {
+      this.#reported = declaredBytes;
+      onSize?.(declaredBytes);
+    }
+  }
+
+  /** Reports a body that has grown past what was reported (no declared length, or more bytes than declared). */
+  #reportGrowth(): void {
+    if (this.#onSize === undefined || this.#received <= this.#reported) return;
+    this.#reported = Math.min(this.#maxBytes, this.#received + REPORT_STEP_BYTES);
+    this.#onSize(this.#reported);
   }
 
   get receivedBytes(): number {
@@ -56,6 +75,7 @@ export class BodyCollector {
     const total = offset + chunk.byteLength;
     if (total > this.#maxBytes) throw sourceTooLarge(this.#maxBytes);
     this.#received = total;
+    this.#reportGrowth();
     const filled = this.#filled;
     if (filled !== undefined) {
       if (total <= filled.byteLength) {

@@ -4,7 +4,7 @@ import { resolve, sep } from "node:path";
 import type { OriginConfig } from "../config/config.ts";
 import { ProxyError } from "../errors.ts";
 import { sourceTooLarge } from "./body-collector.ts";
-import type { Fetcher } from "./fetcher.ts";
+import type { Fetcher, SizeListener } from "./fetcher.ts";
 
 /**
  * Reads originals from a local directory. Paths arrive validated (no "..", NUL or empty segments), and the resolved
@@ -26,7 +26,7 @@ export class FsFetcher implements Fetcher {
     return this.#root;
   }
 
-  async fetchOriginal(path: string): Promise<Buffer> {
+  async fetchOriginal(path: string, _signal?: AbortSignal, onSize?: SizeListener): Promise<Buffer> {
     const real = await this.#resolve(path);
     let handle;
     try {
@@ -38,6 +38,7 @@ export class FsFetcher implements Fetcher {
       const stat = await handle.stat();
       if (!stat.isFile()) throw new ProxyError("ORIGIN_NOT_FOUND", "the origin has no such image");
       if (stat.size > this.#maxBytes) throw sourceTooLarge(this.#maxBytes, stat.size);
+      onSize?.(stat.size);
       // Read at most maxBytes + 1: a file that grows while we read is still caught.
       const buffer = Buffer.allocUnsafe(Math.min(stat.size, this.#maxBytes) + 1);
       let length = 0;

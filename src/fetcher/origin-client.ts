@@ -2,6 +2,7 @@ import { connect } from "node:net";
 import type { Socket } from "node:net";
 import { ProxyError } from "../errors.ts";
 import { BodyCollector } from "./body-collector.ts";
+import type { SizeListener } from "./fetcher.ts";
 
 /**
  * A small HTTP/1.1 client for the configured plain-HTTP origin: GET only, keep-alive connections, bodies framed by
@@ -51,6 +52,7 @@ const HEX = /^[0-9A-Fa-f]{1,12}$/;
 
 interface Pending {
   readonly maxBytes: number;
+  readonly onSize: SizeListener | undefined;
   readonly resolve: (response: OriginResponse) => void;
   readonly reject: (error: unknown) => void;
 }
@@ -124,9 +126,9 @@ class OriginConnection {
   }
 
   /** Sends one GET; the connection must be idle. */
-  send(target: string, maxBytes: number, headers: string): Promise<OriginResponse> {
+  send(target: string, maxBytes: number, headers: string, onSize?: SizeListener): Promise<OriginResponse> {
     return new Promise((resolve, reject) => {
-      this.#pending = { maxBytes, resolve, reject };
+      this.#pending = { maxBytes, onSize, resolve, reject };
       this.#requests++;
       this.#hasResponseBytes = false;
       this.#head = undefined;
@@ -298,7 +300,11 @@ class OriginConnection {
       this.#isReusable = false;
     }
     // SOURCE_TOO_LARGE at once when the Content-Length is over the cap
-    const body = new BodyCollector(pending.maxBytes, this.#framing === "length" ? contentLength : undefined);
+    const body = new BodyCollector(
+      pending.maxBytes,
+      this.#framing === "length" ? contentLength : undefined,
+      pending.onSize,
+    );
     this.#body = body;
     this.#isInBody = true;
     if (this.#framing === "length" && contentLength === 0) this.#complete(pending, body);
@@ -430,12 +436,18 @@ export class OriginClient {
    * GET `target` (an origin-form request target, already percent-encoded) with extra header lines (each ending in
    * CRLF). A reused connection that the origin closed while idle is retried once on a new one (GET is idempotent).
    */
-  async get(target: string, headers: string, maxBytes: number, signal: AbortSignal): Promise<OriginResponse> {
+  async get(
+    target: string,
+    headers: string,
+    maxBytes: number,
+    signal: AbortSignal,
+    onSize?: SizeListener,
+  ): Promise<OriginResponse> {
     if (!REQUEST_TARGET.test(target)) throw new ProxyError("INVALID_PATH", "the origin path has invalid characters");
     for (let attempt = 0; ; attempt++) {
       const connection = await this.#acquire(signal);
       try {
-        return await this.#sendOn(connection, target, headers, maxBytes, signal);
+        return await this.#sendOn(connection, target, headers, maxBytes, signal, onSize);
       } catch (error) {
         if (attempt === 0 && connection.isRetryable && !signal.aborted) continue;
         throw error;
@@ -449,6 +461,7 @@ export class OriginClient {
     headers: string,
     maxBytes: number,
     signal: AbortSignal,
+    onSize: SizeListener | undefined,
   ): Promise<OriginResponse> {
     if (signal.aborted) {
       this.#release(connection);
@@ -456,7 +469,9 @@ export class OriginClient {
     }
     const onAbort = (): void => connection.abort(signal.reason);
     signal.addEventListener("abort", onAbort, { once: true });
-    return connection.send(target, maxBytes, headers).finally(() => signal.removeEventListener("abort", onAbort));
+    return connection
+      .send(target, maxBytes, headers, onSize)
+      .finally(() => signal.removeEventListener("abort", onAbort));
   }
 
   async #acquire(signal: AbortSignal): Promise<OriginConnection> {

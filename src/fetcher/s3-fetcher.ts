@@ -2,7 +2,7 @@ import { GetObjectCommand, HeadBucketCommand, S3Client, S3ServiceException } fro
 import type { OriginConfig } from "../config/config.ts";
 import { ProxyError } from "../errors.ts";
 import { BodyCollector } from "./body-collector.ts";
-import type { Fetcher } from "./fetcher.ts";
+import type { Fetcher, SizeListener } from "./fetcher.ts";
 
 /**
  * Originals from S3 (or an S3-compatible store via --s3-endpoint, path-style). Credentials come from the standard
@@ -30,7 +30,7 @@ export class S3Fetcher implements Fetcher {
     });
   }
 
-  async fetchOriginal(path: string, signal?: AbortSignal): Promise<Buffer> {
+  async fetchOriginal(path: string, signal?: AbortSignal, onSize?: SizeListener): Promise<Buffer> {
     const deadline = AbortSignal.timeout(this.#config.totalTimeoutMs);
     const abortSignal = signal ? AbortSignal.any([signal, deadline]) : deadline;
     const maxBytes = this.#config.maxSourceBytes;
@@ -41,7 +41,7 @@ export class S3Fetcher implements Fetcher {
       const body = object.Body as (AsyncIterable<Uint8Array> & { destroy?: () => void }) | undefined;
       if (!body) throw new ProxyError("ORIGIN_FAILED", "S3 returned no body");
       try {
-        const collected = new BodyCollector(maxBytes, object.ContentLength);
+        const collected = new BodyCollector(maxBytes, object.ContentLength, onSize);
         for await (const chunk of body) collected.push(chunk, false); // each chunk is a read of its own
         return collected.take();
       } catch (error) {

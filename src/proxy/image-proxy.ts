@@ -5,7 +5,7 @@ import type { TieredCache } from "../cache/tiered-cache.ts";
 import type { Variant } from "../cache/tier.ts";
 import { isKeyOfPath, originalKey, variantCacheKey } from "../cache/cache-key.ts";
 import { ProxyError } from "../errors.ts";
-import type { Fetcher } from "../fetcher/fetcher.ts";
+import type { Fetcher, SizeListener } from "../fetcher/fetcher.ts";
 import { sniffImageFormat } from "../image-format.ts";
 import type { ImageFormat } from "../image-format.ts";
 import { VariantKeys } from "../transform/negotiate.ts";
@@ -57,7 +57,7 @@ interface Produced {
 export interface ImageProxyDeps {
   readonly fetcher: Fetcher;
   /** Remote mode (`/img?url=`), when --allowed-sources is set. */
-  readonly remote?: { fetchUrl(url: string): Promise<Buffer> } | undefined;
+  readonly remote?: { fetchUrl(url: string, signal?: AbortSignal, onSize?: SizeListener): Promise<Buffer> } | undefined;
   readonly originals: MemoryCache;
   readonly variants: MemoryCache;
   readonly transformer: Transformer;
@@ -291,13 +291,15 @@ export class ImageProxy {
     const download = (): Promise<Buffer> => {
       started = performance.now(); // after any wait for a fetch slot
       stats.originFetches++;
-      if (!path.includes("//")) return fetcher.fetchOriginal(path);
-      if (remote) return remote.fetchUrl(path);
+      if (!path.includes("//")) return fetcher.fetchOriginal(path, undefined, onSize);
+      if (remote) return remote.fetchUrl(path, undefined, onSize);
       throw new ProxyError("FORBIDDEN", "remote sources are not enabled on this proxy");
     };
-    // The memory lease covers the download (refusals are counted by the budget); once the body is here it is held
+    // The memory lease covers the download (refusals are counted by the budget): the expected size until the origin
+    // declares one, then that, growing with the bytes if it lied or declared none. Once the body is here it is held
     // by the cache or by the transforms that use it, whose leases count it.
     const lease = await memory?.admit(this.#expectedOriginalBytes);
+    const onSize = lease ? (bytes: number): void => lease.resize(bytes) : undefined;
     try {
       body = fetchLimiter ? (await fetchLimiter.run(download)).value : await download();
     } catch (error) {

@@ -142,4 +142,24 @@ describe("memory limit (a real proxy process with --memory-limit 320MiB)", () =>
     }
     expect((await stats(proxy.url)).memory).toMatchObject({ reservedBytes: 0, leases: 0 });
   }, 120_000);
+
+  it("reserves a download's declared length while it arrives (not a guess), and releases it when it fails", async () => {
+    const declared = 40 * MiB;
+    let sent: (() => void) | undefined;
+    origin.set("/slow.jpg", (_req, res) => {
+      res.writeHead(200, { "content-type": "image/jpeg", "content-length": declared });
+      res.write(Buffer.alloc(64 * 1024));
+      sent = () => res.destroy(); // the body never completes
+    });
+    const request = fetch(`${proxy.url}/img/slow.jpg`).then((res) => res.status);
+    let reserved = 0;
+    for (let i = 0; i < 200 && reserved < declared; i++) {
+      reserved = (await stats(proxy.url)).memory.reservedBytes;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    expect(reserved).toBe(declared);
+    sent?.();
+    expect(await request).toBe(502);
+    expect((await stats(proxy.url)).memory).toMatchObject({ reservedBytes: 0, leases: 0 });
+  });
 });

@@ -64,4 +64,20 @@ describe("BodyCollector", () => {
     expect(short.take().toString("latin1")).toBe("ab");
     expect(new BodyCollector(10, 0).take().byteLength).toBe(0);
   });
+
+  it("tells the memory budget the declared length at once, and a body that grows past it or declared none", () => {
+    const sizes: number[] = [];
+    const declared = new BodyCollector(10_000_000, 300_000, (bytes) => sizes.push(bytes));
+    expect(sizes).toEqual([300_000]);
+    declared.push(Buffer.alloc(300_000), false);
+    expect(sizes).toEqual([300_000]); // within what was declared: nothing new
+    declared.push(Buffer.alloc(1), false); // the origin lied
+    expect(sizes).toEqual([300_000, 300_001 + 256 * 1024]);
+
+    const undeclared: number[] = [];
+    const streaming = new BodyCollector(600_000, undefined, (bytes) => undeclared.push(bytes));
+    for (let i = 0; i < 10; i++) streaming.push(Buffer.alloc(50_000), true);
+    // reported in 256 KiB steps, never past the cap
+    expect(undeclared).toEqual([50_000 + 256 * 1024, 600_000]); // 350,000 + 256 KiB is past the cap
+  });
 });
