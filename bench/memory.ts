@@ -5,9 +5,12 @@
  * after another on the same machine, so their figures compare. Writes bench/results/memory.{json,md}.
  *
  *   --only mixed16,mixed64,herd,distinct   scenarios (default all)
- *   --configs <name,...>                   configurations from CONFIGS (default: shipped, glibc)
+ *   --configs <name,...>                   configurations from CONFIGS (default: before,shipped,shippedGlibc)
  *   --duration-s 45                        length of each mixed load
  *   --rounds 1                             repeat the configurations this many times
+ *   --quick                                10 s loads, the shipped configuration beside "before" only
+ *
+ * `npm run bench` runs it after bench/run.ts with the same arguments: flags of run.ts it does not know are ignored.
  */
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -15,9 +18,12 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { generateSamples } from "../origin-server/samples.ts";
+import { renderBarChart } from "./lib/charts.ts";
+import type { Chart } from "./lib/charts.ts";
 import { installCleanup, stopAllChildren } from "./lib/children.ts";
 import { startImagika } from "./lib/imagika.ts";
 import {
+  ipxPathMapper,
   readStatusBytes,
   RssSampler,
   runAvifHerd,
@@ -25,7 +31,8 @@ import {
   runMixedMemoryLoad,
   startManyOriginalsOrigin,
 } from "./lib/memory.ts";
-import type { LoadResult } from "./lib/memory.ts";
+import type { LoadResult, PathMapper } from "./lib/memory.ts";
+import { ensureIpx, startIpx } from "./lib/ipx.ts";
 import { findFreePort } from "./lib/system.ts";
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
@@ -37,17 +44,26 @@ interface MemoryConfig {
   readonly name: string;
   readonly env: Record<string, string>;
   readonly nodeFlags?: readonly string[];
-  /** Flags per scenario are added by the scenario (--memory-limit or --cache-max-bytes). */
-  readonly extraArgs?: readonly string[];
+  /** Runs with the scenario's --memory-limit; otherwise the budget is lifted (--memory-limit 64GiB), as before it existed. */
+  readonly isLimited: boolean;
+  /** The server: Imagika (default) or ipx, the peer that can run the same load (it has no memory setting). */
+  readonly system?: "ipx";
 }
 
 const JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
 
 const CONFIGS: Record<string, MemoryConfig> = {
-  glibc: { name: "glibc", env: { IMAGIKA_ALLOCATOR: "system" } },
-  arena2: { name: "glibc MALLOC_ARENA_MAX=2", env: { IMAGIKA_ALLOCATOR: "system", MALLOC_ARENA_MAX: "2" } },
+  // How Imagika ran before issue 18: glibc as shipped, only --no-memory-reducer, no process budget.
+  before: { name: "before: glibc, no limit", env: { IMAGIKA_ALLOCATOR: "system" }, isLimited: false },
+  glibc: { name: "glibc", env: { IMAGIKA_ALLOCATOR: "system" }, isLimited: false },
+  arena2: {
+    name: "glibc MALLOC_ARENA_MAX=2",
+    env: { IMAGIKA_ALLOCATOR: "system", MALLOC_ARENA_MAX: "2" },
+    isLimited: false,
+  },
   glibcTuned: {
     name: "glibc arena 2 + fixed mmap/trim thresholds",
+    isLimited: false,
     env: {
       IMAGIKA_ALLOCATOR: "system",
       MALLOC_ARENA_MAX: "2",
@@ -55,9 +71,14 @@ const CONFIGS: Record<string, MemoryConfig> = {
       MALLOC_TRIM_THRESHOLD_: "131072",
     },
   },
-  jemalloc: { name: "jemalloc (Debian default conf)", env: { IMAGIKA_ALLOCATOR: "system", LD_PRELOAD: JEMALLOC } },
+  jemalloc: {
+    name: "jemalloc (Debian default conf)",
+    env: { IMAGIKA_ALLOCATOR: "system", LD_PRELOAD: JEMALLOC },
+    isLimited: false,
+  },
   jemallocTuned: {
     name: "jemalloc background_thread, decay 1 s",
+    isLimited: false,
     env: {
       IMAGIKA_ALLOCATOR: "system",
       LD_PRELOAD: JEMALLOC,
@@ -73,7 +94,19 @@ const CONFIGS: Record<string, MemoryConfig> = {
       MALLOC_CONF: "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0,narenas:2",
     },
     nodeFlags: ["--no-memory-reducer", "--expose-gc"],
+    isLimited: true,
   },
+  shippedNoLimit: {
+    name: "shipped allocator and flags, no limit",
+    env: {
+      IMAGIKA_ALLOCATOR: "system",
+      LD_PRELOAD: JEMALLOC,
+      MALLOC_CONF: "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0,narenas:2",
+    },
+    nodeFlags: ["--no-memory-reducer", "--expose-gc"],
+    isLimited: false,
+  },
+  ipx: { name: "ipx 3.1.1 (glibc as shipped)", env: {}, isLimited: false, system: "ipx" },
   shippedGlibc: {
     name: "as shipped without libjemalloc2: tuned glibc + --expose-gc",
     env: {
@@ -83,70 +116,95 @@ const CONFIGS: Record<string, MemoryConfig> = {
       MALLOC_TRIM_THRESHOLD_: "131072",
     },
     nodeFlags: ["--no-memory-reducer", "--expose-gc"],
+    isLimited: true,
   },
 };
 
 interface Scenario {
+  readonly key: string;
   readonly name: string;
-  readonly proxyArgs: readonly string[];
-  readonly run: (url: string, seed: number) => Promise<LoadResult>;
-  /** Budget the peak RSS is compared with. */
+  /** Proxy flags with the budget on, and without it (how the load was run before issue 18). */
+  readonly limitedArgs: readonly string[];
+  readonly unlimitedArgs: readonly string[];
+  readonly run: (url: string, seed: number, mapPath?: PathMapper) => Promise<LoadResult>;
+  /** What peak RSS is compared with when limited. */
   readonly limitBytes: number | undefined;
 }
 
+const NO_LIMIT = ["--memory-limit", "64GiB"];
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
+    strict: false,
     options: {
+      quick: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
       only: { type: "string", default: "mixed16,mixed64,herd,distinct" },
-      configs: { type: "string", default: "shipped,glibc" },
+      configs: { type: "string", default: "before,shipped,shippedGlibc" },
       "duration-s": { type: "string", default: "45" },
       rounds: { type: "string", default: "1" },
-      "memory-limit": { type: "string", default: "512MiB" },
-      "no-limit": { type: "boolean", default: false },
     },
   });
+  if (values.help === true) return; // bench/run.ts printed the help
   installCleanup(() => undefined);
-  const durationMs = Number(values["duration-s"]) * 1000;
+  const isQuick = values.quick === true;
+  const durationMs = (isQuick ? 10 : Number(values["duration-s"])) * 1000;
   const jpegs = await loadJpegs();
   const origin = await startManyOriginalsOrigin(jpegs);
-  const limited = !values["no-limit"];
-  const mixedArgs = limited ? ["--memory-limit", values["memory-limit"]] : ["--cache-max-bytes", "64MiB"];
   const scenarios: Scenario[] = [
     {
+      key: "mixed16",
       name: "mixed, 16 clients",
-      proxyArgs: mixedArgs,
-      run: (url, seed) => runMixedMemoryLoad({ url, clients: 16, durationMs, seed }),
-      limitBytes: limited ? 512 * MiB : undefined,
+      limitedArgs: ["--memory-limit", "512MiB"],
+      unlimitedArgs: ["--cache-max-bytes", "64MiB", ...NO_LIMIT],
+      run: (url, seed, mapPath) =>
+        runMixedMemoryLoad({ url, clients: 16, durationMs, seed, ...(mapPath ? { mapPath } : {}) }),
+      limitBytes: 512 * MiB,
     },
     {
+      key: "mixed64",
       name: "mixed, 64 clients",
-      proxyArgs: mixedArgs,
-      run: (url, seed) => runMixedMemoryLoad({ url, clients: 64, durationMs, seed }),
-      limitBytes: limited ? 512 * MiB : undefined,
+      limitedArgs: ["--memory-limit", "512MiB"],
+      unlimitedArgs: ["--cache-max-bytes", "64MiB", ...NO_LIMIT],
+      run: (url, seed, mapPath) =>
+        runMixedMemoryLoad({ url, clients: 64, durationMs, seed, ...(mapPath ? { mapPath } : {}) }),
+      limitBytes: 512 * MiB,
     },
     {
+      key: "herd",
       name: "AVIF herd, 200 + 12 cold",
-      proxyArgs: limited ? ["--memory-limit", "384MiB"] : ["--cache-max-bytes", "384MiB"],
-      run: (url, seed) => runAvifHerd({ url, clients: 200, others: 12, firstOriginal: seed * 1000 }),
-      limitBytes: limited ? 384 * MiB : undefined,
+      limitedArgs: ["--memory-limit", "384MiB"],
+      unlimitedArgs: ["--cache-max-bytes", "384MiB", ...NO_LIMIT],
+      run: (url, seed, mapPath) =>
+        runAvifHerd({ url, clients: 200, others: 12, firstOriginal: seed * 1000, ...(mapPath ? { mapPath } : {}) }),
+      limitBytes: 384 * MiB,
     },
     {
+      key: "distinct",
       name: "120 distinct originals, 20 MiB cache",
-      proxyArgs: ["--cache-max-bytes", "20MiB", ...(limited ? ["--memory-limit", values["memory-limit"]] : [])],
-      run: (url, seed) => runDistinctOriginals({ url, count: 120, concurrency: 8, firstOriginal: seed * 1000 }),
+      limitedArgs: ["--cache-max-bytes", "20MiB", "--memory-limit", "512MiB"],
+      unlimitedArgs: ["--cache-max-bytes", "20MiB", ...NO_LIMIT],
+      run: (url, seed, mapPath) =>
+        runDistinctOriginals({
+          url,
+          count: 120,
+          concurrency: 8,
+          firstOriginal: seed * 1000,
+          ...(mapPath ? { mapPath } : {}),
+        }),
       limitBytes: undefined,
     },
   ];
-  const wanted = new Set(values.only.split(","));
-  const keys = ["mixed16", "mixed64", "herd", "distinct"];
-  const chosen = scenarios.filter((_, i) => wanted.has(keys[i]!)); // same length
-  const configs = values.configs.split(",").map((name) => {
+  const wanted = new Set(String(values.only).split(","));
+  const chosen = scenarios.filter((scenario) => wanted.has(scenario.key));
+  const configNames = isQuick ? "before,shipped" : String(values.configs);
+  const configs = configNames.split(",").map((name) => {
     const config = CONFIGS[name];
     if (!config) throw new Error(`unknown config ${name}; known: ${Object.keys(CONFIGS).join(", ")}`);
     return config;
   });
   const rows: Record<string, unknown>[] = [];
-  for (let round = 0; round < Number(values.rounds); round++) {
+  for (let round = 0; round < Number(values.rounds ?? 1); round++) {
     for (const scenario of chosen) {
       for (const config of configs) {
         const row = await runOne(origin.url, scenario, config, round + 1);
@@ -159,8 +217,59 @@ async function main(): Promise<void> {
   mkdirSync(RESULTS_DIR, { recursive: true });
   writeFileSync(join(RESULTS_DIR, "memory.json"), `${JSON.stringify(rows, null, 2)}\n`);
   writeFileSync(join(RESULTS_DIR, "memory.md"), formatMarkdown(rows));
+  writeFileSync(join(RESULTS_DIR, "memory.svg"), renderBarChart(peakChart(rows)));
   console.log(formatMarkdown(rows));
   await stopAllChildren();
+}
+
+interface Server {
+  readonly url: string;
+  readonly pid: number;
+  readonly mapPath: PathMapper | undefined;
+  /** /api/stats (Imagika only). */
+  stats(): Promise<{ cacheBytes: number; memory: unknown }>;
+  stop(): Promise<void>;
+}
+
+async function startServer(originUrl: string, scenario: Scenario, config: MemoryConfig): Promise<Server> {
+  const port = await findFreePort();
+  const placement = { cpus: undefined, niceness: 0 };
+  const stderrPath = join(RESULTS_DIR, "memory-stderr.log");
+  if (config.system === "ipx") {
+    ensureIpx();
+    const ipx = await startIpx({ originUrl, port, stderrPath, placement });
+    return {
+      url: ipx.url,
+      pid: ipx.pid,
+      mapPath: ipxPathMapper(originUrl),
+      stats: () => Promise.resolve({ cacheBytes: 0, memory: undefined }),
+      stop: () => ipx.stop(),
+    };
+  }
+  const proxy = await startImagika({
+    originUrl,
+    port,
+    logPath: "/dev/null",
+    stderrPath,
+    placement,
+    extraArgs: [...(config.isLimited ? scenario.limitedArgs : scenario.unlimitedArgs), "--origin-concurrency", "8"],
+    logLevel: "warn",
+    env: { ...process.env, ...config.env },
+    ...(config.nodeFlags ? { nodeFlags: config.nodeFlags } : {}),
+  });
+  return {
+    url: proxy.url,
+    pid: proxy.pid,
+    mapPath: undefined,
+    stats: async () => {
+      const body = (await (await fetch(`${proxy.url}/api/stats`)).json()) as {
+        cache: { bytes: number };
+        memory: unknown;
+      };
+      return { cacheBytes: body.cache.bytes, memory: body.memory };
+    },
+    stop: () => proxy.stop(),
+  };
 }
 
 async function runOne(
@@ -169,32 +278,18 @@ async function runOne(
   config: MemoryConfig,
   seed: number,
 ): Promise<Record<string, unknown>> {
-  const port = await findFreePort();
-  const proxy = await startImagika({
-    originUrl,
-    port,
-    logPath: "/dev/null",
-    stderrPath: join(RESULTS_DIR, "memory-stderr.log"),
-    placement: { cpus: undefined, niceness: 0 },
-    extraArgs: [...scenario.proxyArgs, "--origin-concurrency", "8", ...(config.extraArgs ?? [])],
-    logLevel: "warn",
-    env: { ...process.env, ...config.env },
-    ...(config.nodeFlags ? { nodeFlags: config.nodeFlags } : {}),
-  });
+  const server = await startServer(originUrl, scenario, config);
   await sleep(1000);
-  const startRss = readStatusBytes(proxy.pid, "VmRSS");
-  const sampler = new RssSampler(proxy.pid);
-  const result = await scenario.run(proxy.url, seed);
+  const startRss = readStatusBytes(server.pid, "VmRSS");
+  const sampler = new RssSampler(server.pid);
+  const result = await scenario.run(server.url, seed, server.mapPath);
   const peak = sampler.peakBytes();
   const atEnd = sampler.sample();
   await sleep(15_000);
   const after = sampler.sample();
   sampler.stop();
-  const stats = (await (await fetch(`${proxy.url}/api/stats`)).json()) as {
-    cache: { bytes: number };
-    memory?: unknown;
-  };
-  await proxy.stop();
+  const stats = await server.stats();
+  await server.stop();
   const ok = result.byStatus["200"] ?? 0;
   return {
     scenario: scenario.name,
@@ -204,8 +299,8 @@ async function runOne(
     peakMiB: round1(peak / MiB),
     endMiB: round1(atEnd / MiB),
     after15sMiB: round1(after / MiB),
-    cacheMiB: round1(stats.cache.bytes / MiB),
-    limitMiB: scenario.limitBytes === undefined ? null : scenario.limitBytes / MiB,
+    cacheMiB: round1(stats.cacheBytes / MiB),
+    limitMiB: config.isLimited && scenario.limitBytes !== undefined ? scenario.limitBytes / MiB : null,
     requests: result.requests,
     reqPerSecond: round1(result.requests / (result.durationMs / 1000)),
     okShare: round1((100 * ok) / result.requests),
@@ -215,19 +310,47 @@ async function runOne(
   };
 }
 
+/** Peak RSS over the scenario's limit, for the README: every configuration, against the limit the shipped one keeps. */
+function peakChart(rows: readonly Record<string, unknown>[]): Chart {
+  const limits: Record<string, number> = {
+    "mixed, 16 clients": 512,
+    "mixed, 64 clients": 512,
+    "AVIF herd, 200 + 12 cold": 384,
+  };
+  const bars = rows
+    .filter((r) => limits[String(r.scenario)] !== undefined)
+    .map((r) => {
+      const limit = limits[String(r.scenario)] ?? 1;
+      return {
+        label: `${String(r.scenario)}: ${String(r.config)
+          .replace(/[:(].*$/, "")
+          .trim()}`,
+        value: Number(r.peakMiB) / limit,
+        detail: `${Math.round(Number(r.peakMiB))} of ${limit} MiB, ${String(r.okShare)}% 200`,
+      };
+    });
+  return {
+    title: "Peak RSS / --memory-limit under load (lower is better; at most 1)",
+    subtitle: "before: glibc, no process budget (the same load, against the same figure); shipped: jemalloc + budget",
+    bars,
+    target: { value: 1, label: "limit" },
+    isHigherBetter: false,
+  };
+}
+
 function round1(value: number): number {
   return Math.round(value * 10) / 10;
 }
 
 function formatMarkdown(rows: readonly Record<string, unknown>[]): string {
   const header =
-    "| scenario | config | start MiB | peak MiB | limit MiB | 15 s after MiB | cache MiB | req/s | 200 % | statuses |\n|---|---|---|---|---|---|---|---|---|---|\n";
+    "| scenario | config | start MiB | peak MiB | limit MiB | peak − start | 15 s after MiB | after − start − cache | cache MiB | req/s | 200 % | statuses |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   return (
     header +
     rows
       .map(
         (r) =>
-          `| ${String(r.scenario)} | ${String(r.config)} | ${String(r.startMiB)} | ${String(r.peakMiB)} | ${typeof r.limitMiB === "number" ? r.limitMiB : "-"} | ${String(r.after15sMiB)} | ${String(r.cacheMiB)} | ${String(r.reqPerSecond)} | ${String(r.okShare)} | ${JSON.stringify(r.byStatus)} |`,
+          `| ${String(r.scenario)} | ${String(r.config)} | ${String(r.startMiB)} | ${String(r.peakMiB)} | ${typeof r.limitMiB === "number" ? r.limitMiB : "-"} | ${round1(Number(r.peakMiB) - Number(r.startMiB))} | ${String(r.after15sMiB)} | ${round1(Number(r.after15sMiB) - Number(r.startMiB) - Number(r.cacheMiB))} | ${String(r.cacheMiB)} | ${String(r.reqPerSecond)} | ${String(r.okShare)} | ${JSON.stringify(r.byStatus)} |`,
       )
       .join("\n") +
     "\n"

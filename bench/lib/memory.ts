@@ -111,8 +111,13 @@ const FORMATS = ["webp", "avif", "jpeg"] as const;
  * width 200-2400 in WebP, AVIF or JPEG of an original already asked for), a new original passed through (20%), or a
  * repeat of an earlier request (35%).
  */
+/** Imagika's `/img/<path>?w=&f=` in another server's URL scheme (ipx); identity for Imagika. */
+export type PathMapper = (imagikaPath: string) => string;
+const asIs: PathMapper = (path) => path;
+
 export async function runMixedMemoryLoad(options: {
   readonly url: string;
+  readonly mapPath?: PathMapper;
   readonly clients: number;
   readonly durationMs: number;
   readonly seed: number;
@@ -140,7 +145,7 @@ export async function runMixedMemoryLoad(options: {
       const path = nextPath();
       let status = "error";
       try {
-        const res = await request(options.url + path, {
+        const res = await request(options.url + (options.mapPath ?? asIs)(path), {
           dispatcher: agent,
           headersTimeout: 60_000,
           bodyTimeout: 60_000,
@@ -166,6 +171,7 @@ export async function runMixedMemoryLoad(options: {
 /** `clients` concurrent requests for one new AVIF variant plus one cold AVIF variant of each of `others` originals. */
 export async function runAvifHerd(options: {
   readonly url: string;
+  readonly mapPath?: PathMapper;
   readonly clients: number;
   readonly others: number;
   readonly firstOriginal: number;
@@ -205,6 +211,7 @@ export async function runAvifHerd(options: {
 /** `count` distinct originals passed through, `concurrency` at a time. */
 export async function runDistinctOriginals(options: {
   readonly url: string;
+  readonly mapPath?: PathMapper;
   readonly count: number;
   readonly concurrency: number;
   readonly firstOriginal: number;
@@ -218,7 +225,7 @@ export async function runDistinctOriginals(options: {
       const n = options.firstOriginal + next++;
       let status = "error";
       try {
-        const res = await request(`${options.url}/img/p/${n}.jpg`, { dispatcher: agent });
+        const res = await request(options.url + (options.mapPath ?? asIs)(`/img/p/${n}.jpg`), { dispatcher: agent });
         await res.body.dump({ limit: Number.MAX_SAFE_INTEGER });
         status = String(res.statusCode);
       } catch {
@@ -231,4 +238,16 @@ export async function runDistinctOriginals(options: {
   const durationMs = performance.now() - started;
   await agent.close();
   return { requests: options.count, durationMs, byStatus, shedWithRetryAfter: 0 };
+}
+
+/** ipx's scheme for the same requests: `/<modifiers or _>/<origin URL of the original>`. */
+export function ipxPathMapper(originUrl: string): PathMapper {
+  const base = originUrl.replace(/\/$/, "");
+  return (path) => {
+    const [pathname = "", query = ""] = path.split("?");
+    const original = pathname.replace(/^\/img/, "");
+    const params = new URLSearchParams(query);
+    const modifiers = [...params].map(([key, value]) => `${key}_${value}`).join(",");
+    return `/${modifiers === "" ? "_" : modifiers}/${base}${original}`;
+  };
 }
