@@ -162,6 +162,26 @@ describe("scale-out over Redis", () => {
     expect(after.cache).toBe("MISS");
     expect(origin.count(`/${path}`)).toBe(before + 1);
   });
+
+  it("applies a purge published right behind malformed messages in the same read", async () => {
+    const [app] = await cluster(1);
+    const prefix = prefixes.at(-1)!; // cluster() just pushed it
+    const path = servedImage("bus-junk.jpg");
+    expect((await get(app!, `${path}?w=90`)).status).toBe(200);
+    expect(app!.variants.stats().entries).toBe(1);
+    const purge = JSON.stringify({ from: "another-instance", message: { type: "purge", path } });
+    // One MULTI: Redis sends the four messages back to back, so the subscriber decodes them from one read.
+    await redis
+      .multi()
+      .publish(`${prefix}events`, "null")
+      .publish(`${prefix}events`, "{}")
+      .publish(`${prefix}events`, "\u0000garbage{")
+      .publish(`${prefix}events`, purge)
+      .exec();
+    await eventually(() =>
+      Promise.resolve(app!.variants.stats().entries === 0 && app!.originals.stats().entries === 0),
+    );
+  });
 });
 
 describe("tiers when things break", () => {
