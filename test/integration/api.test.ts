@@ -9,6 +9,8 @@ import { makeJpeg, makePng } from "../helpers/images.ts";
 import { startProxy } from "../helpers/proxy.ts";
 
 let dir: string;
+/** Originals whose names the listing test should not see. */
+let oddDir: string;
 let origin: RunningOrigin;
 const apps: App[] = [];
 
@@ -24,6 +26,9 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "imagika-api-"));
   await writeFile(join(dir, "a.jpg"), await makeJpeg(320, 200, 1));
   await writeFile(join(dir, "b.png"), await makePng(100, 150, 2));
+  oddDir = await mkdtemp(join(tmpdir(), "imagika-api-odd-"));
+  await writeFile(join(oddDir, "q"), await makePng(40, 30, 3));
+  await writeFile(join(oddDir, "q?x.jpg"), await makeJpeg(60, 40, 4)); // requested as /img/q%3Fx.jpg
   origin = await startOriginServer({ dir, port: 0, host: "127.0.0.1", latencyMs: 0, bandwidthBytesPerSecond: 0 });
 });
 
@@ -65,6 +70,26 @@ describe("admin purge", () => {
     const all = await fetch(`${app.url}/api/cache`, { method: "DELETE", headers: { authorization: "Bearer s3cret" } });
     expect(((await all.json()) as { purged: number }).purged).toBe(4);
     expect(app.originals.stats().bytes + app.variants.stats().bytes).toBe(0);
+  });
+});
+
+const ADMIN = { authorization: "Bearer s3cret" };
+
+async function purge(app: App, target: string): Promise<{ status: number; body: unknown }> {
+  const res = await fetch(`${app.url}${target}`, { method: "DELETE", headers: ADMIN });
+  return { status: res.status, body: await res.json() };
+}
+
+describe("purge keys", () => {
+  it("purges a path without touching a longer path that continues with '?' (decoded %3F)", async () => {
+    const app = await proxyFor({ adminToken: "s3cret", origin: oddDir });
+    for (const path of ["/img/q?w=20", "/img/q%3Fx.jpg?w=30", "/img/q%3Fx.jpg"]) {
+      expect((await fetch(`${app.url}${path}`)).status).toBe(200);
+    }
+    expect(await purge(app, "/api/cache/q")).toEqual({ status: 200, body: { path: "q", purged: 2 } });
+    expect(app.originals.keys()).toEqual(["o:q?x.jpg"]);
+    expect(app.variants.stats().entries).toBe(1);
+    expect((await fetch(`${app.url}/img/q%3Fx.jpg?w=30`)).headers.get("x-cache")).toBe("HIT");
   });
 });
 
