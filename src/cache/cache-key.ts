@@ -33,3 +33,36 @@ export function isKeyOfPath(key: string, path: string): boolean {
   if (key.startsWith("o:")) return key.length === path.length + 2 && key.endsWith(path);
   return key.startsWith("v:") && key.lastIndexOf("?") === path.length + 2 && key.startsWith(path, 2);
 }
+
+/**
+ * What a purge removes: everything, one path's original and variants (a remote URL is a path too), or those of
+ * every path starting with `prefix` (compared as decoded strings, so "photo" also matches "photography.jpg").
+ */
+export type PurgeScope =
+  | { readonly kind: "all" }
+  | { readonly kind: "path"; readonly path: string }
+  | { readonly kind: "prefix"; readonly prefix: string };
+
+/** The predicate a purge applies to cache keys. */
+export function keyMatcherOf(scope: PurgeScope): (key: string) => boolean {
+  switch (scope.kind) {
+    case "all":
+      return () => true;
+    case "path":
+      return (key) => isKeyOfPath(key, scope.path);
+    case "prefix":
+      return (key) => pathOfKey(key)?.startsWith(scope.prefix) === true;
+  }
+}
+
+/** The predicate for paths (the negative cache and in-flight work are keyed by path). */
+export function pathMatcherOf(scope: PurgeScope): (path: string) => boolean {
+  switch (scope.kind) {
+    case "all":
+      return () => true;
+    case "path":
+      return (path) => path === scope.path;
+    case "prefix":
+      return (path) => path.startsWith(scope.prefix);
+  }
+}

@@ -8,7 +8,12 @@ export type ClusterMessage =
   /** A coalesced fetch/transform finished; `isShared`: its result is in the Redis tier. */
   | { readonly type: "done"; readonly key: string; readonly isShared: boolean }
   /** An admin purged `path` (null: everything); every instance drops it from memory and its local disk. */
-  | { readonly type: "purge"; readonly path: string | null };
+  | { readonly type: "purge"; readonly path: string | null }
+  /**
+   * An admin purged every path starting with `prefix` (never empty: that is `purge` with null). A separate type, so
+   * that instances of an older version, which ignore unknown types, do not read it as a purge of everything.
+   */
+  | { readonly type: "purge-prefix"; readonly prefix: string };
 
 interface Envelope {
   readonly from: string;
@@ -40,6 +45,10 @@ function parseEnvelope(raw: string): Envelope | undefined {
     case "purge":
       return typeof message.path === "string" || message.path === null
         ? { from: value.from, message: { type: "purge", path: message.path } }
+        : undefined;
+    case "purge-prefix":
+      return typeof message.prefix === "string" && message.prefix !== ""
+        ? { from: value.from, message: { type: "purge-prefix", prefix: message.prefix } }
         : undefined;
     default:
       return undefined;

@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from "node:crypto";
 import { mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { isKeyOfPath } from "./cache-key.ts";
+import { keyMatcherOf } from "./cache-key.ts";
+import type { PurgeScope } from "./cache-key.ts";
 import { decodeEntry, encodeEntry, entryHeadLength, ENTRY_HEADER_BYTES, readEntryKey } from "./entry-codec.ts";
 import type { Variant } from "./tier.ts";
 import type { TierHealth } from "./tier-health.ts";
@@ -153,13 +154,9 @@ export class DiskCache {
     return doomed.length;
   }
 
-  /** The original and every variant of `path` (per-image purge). */
-  purgePath(path: string): Promise<number> {
-    return this.deleteWhere((key) => isKeyOfPath(key, path));
-  }
-
-  purgeAll(): Promise<number> {
-    return this.clear();
+  /** Deletes what `scope` names; returns how many entries. */
+  purge(scope: PurgeScope): Promise<number> {
+    return scope.kind === "all" ? this.clear() : this.deleteWhere(keyMatcherOf(scope));
   }
 
   async clear(): Promise<number> {

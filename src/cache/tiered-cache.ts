@@ -1,3 +1,4 @@
+import type { PurgeScope } from "./cache-key.ts";
 import type { Variant } from "./tier.ts";
 
 /** A tier below memory: asynchronous, and it never throws (a failure is a miss and a `false`). */
@@ -8,8 +9,8 @@ export interface LowerTier {
   get(key: string): Promise<Variant | undefined>;
   /** True when the entry was stored. */
   set(key: string, variant: Variant): Promise<boolean>;
-  purgePath(path: string): Promise<number>;
-  purgeAll(): Promise<number>;
+  /** Deletes what `scope` names; returns how many entries. */
+  purge(scope: PurgeScope): Promise<number>;
 }
 
 export interface LowerHit {
@@ -54,15 +55,9 @@ export class TieredCache {
   }
 
   /** `isLocalOnly`: skip shared tiers (a purge another instance announced has already emptied them). */
-  async purgePath(path: string, isLocalOnly = false): Promise<number> {
+  async purge(scope: PurgeScope, isLocalOnly = false): Promise<number> {
     let removed = 0;
-    for (const tier of this.tiers) if (!(isLocalOnly && tier.isShared)) removed += await tier.purgePath(path);
-    return removed;
-  }
-
-  async purgeAll(isLocalOnly = false): Promise<number> {
-    let removed = 0;
-    for (const tier of this.tiers) if (!(isLocalOnly && tier.isShared)) removed += await tier.purgeAll();
+    for (const tier of this.tiers) if (!(isLocalOnly && tier.isShared)) removed += await tier.purge(scope);
     return removed;
   }
 }

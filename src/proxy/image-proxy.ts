@@ -3,7 +3,9 @@ import { createHash } from "node:crypto";
 import type { MemoryCache } from "../cache/memory-cache.ts";
 import type { TieredCache } from "../cache/tiered-cache.ts";
 import type { Variant } from "../cache/tier.ts";
-import { isKeyOfPath, originalKey, variantCacheKey } from "../cache/cache-key.ts";
+import { keyMatcherOf, originalKey, pathMatcherOf, variantCacheKey } from "../cache/cache-key.ts";
+import type { PurgeScope } from "../cache/cache-key.ts";
+export type { PurgeScope }; // the HTTP layer names purges through the proxy, not the cache module
 import { ProxyError } from "../errors.ts";
 import type { Fetcher } from "../fetcher/fetcher.ts";
 import { sniffImageFormat } from "../image-format.ts";
@@ -71,7 +73,7 @@ export interface ImageProxyDeps {
   /** Cluster-wide single flight over Redis. */
   readonly cluster?: ClusterCoalescer | undefined;
   /** Tells the other instances about a purge (Redis pub/sub). */
-  readonly announcePurge?: ((path: string | null) => Promise<void>) | undefined;
+  readonly announcePurge?: ((scope: PurgeScope) => Promise<void>) | undefined;
 }
 
 const NO_TIMINGS: Timings = Object.freeze({});
@@ -223,37 +225,33 @@ export class ImageProxy {
   }
 
   /**
-   * Removes the original and every variant of `path` from every tier and, with Redis, on every instance. Lower tiers
-   * go first: emptying memory first would let a request in between promote the old entry back from disk or Redis.
+   * Removes what `scope` names from every tier and, with Redis, on every instance. Lower tiers go first: emptying
+   * memory first would let a request in between promote the old entry back from disk or Redis.
    */
-  async purge(path: string): Promise<number> {
-    const removed = (await this.#deps.lower?.purgePath(path)) ?? 0;
-    await this.#deps.announcePurge?.(path);
-    return removed + this.purgeLocal(path);
+  async purge(scope: PurgeScope): Promise<number> {
+    const removed = (await this.#deps.lower?.purge(scope)) ?? 0;
+    await this.#deps.announcePurge?.(scope);
+    return removed + this.purgeLocal(scope);
   }
 
-  async purgeAll(): Promise<number> {
-    const removed = (await this.#deps.lower?.purgeAll()) ?? 0;
-    await this.#deps.announcePurge?.(null);
-    return removed + this.purgeLocal(null);
-  }
-
-  /** Memory only (null: everything); synchronous. */
-  purgeLocal(path: string | null): number {
-    if (path === null) {
+  /** Memory and the negative cache only; synchronous. */
+  purgeLocal(scope: PurgeScope): number {
+    if (scope.kind === "all") {
       this.#notFound?.clear();
       return this.#deps.originals.clear() + this.#deps.variants.clear();
     }
-    this.#notFound?.delete(path);
-    const matches = (key: string): boolean => isKeyOfPath(key, path);
+    if (this.#notFound) {
+      const matches = pathMatcherOf(scope);
+      for (const path of [...this.#notFound.keys()]) if (matches(path)) this.#notFound.delete(path);
+    }
+    const matches = keyMatcherOf(scope);
     return this.#deps.originals.deleteWhere(matches) + this.#deps.variants.deleteWhere(matches);
   }
 
-  /** Another instance purged `path`: drop it from memory and local tiers (it already emptied the shared ones). */
-  async applyRemotePurge(path: string | null): Promise<void> {
-    if (path === null) await this.#deps.lower?.purgeAll(true);
-    else await this.#deps.lower?.purgePath(path, true);
-    this.purgeLocal(path);
+  /** Another instance purged `scope`: drop it from memory and local tiers (it already emptied the shared ones). */
+  async applyRemotePurge(scope: PurgeScope): Promise<void> {
+    await this.#deps.lower?.purge(scope, true);
+    this.purgeLocal(scope);
   }
 
   /** The original from cache, or fetched once however many callers ask. */

@@ -1,12 +1,13 @@
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startOriginServer } from "../../origin-server/server.ts";
 import type { RunningOrigin } from "../../origin-server/server.ts";
 import type { App } from "../../src/app.ts";
 import { makeJpeg, makePng } from "../helpers/images.ts";
 import { startProxy } from "../helpers/proxy.ts";
+import { destroyWireClients, WireClient } from "../helpers/wire-client.ts";
 
 let dir: string;
 /** Originals whose names the listing test should not see. */
@@ -29,8 +30,14 @@ beforeAll(async () => {
   oddDir = await mkdtemp(join(tmpdir(), "imagika-api-odd-"));
   await writeFile(join(oddDir, "q"), await makePng(40, 30, 3));
   await writeFile(join(oddDir, "q?x.jpg"), await makeJpeg(60, 40, 4)); // requested as /img/q%3Fx.jpg
+  await mkdir(join(oddDir, "photos"));
+  await writeFile(join(oddDir, "photos", "cat.jpg"), await makeJpeg(50, 40, 5));
+  await writeFile(join(oddDir, "photos", "dog.jpg"), await makeJpeg(50, 40, 6));
+  await writeFile(join(oddDir, "photography.jpg"), await makeJpeg(50, 40, 7));
   origin = await startOriginServer({ dir, port: 0, host: "127.0.0.1", latencyMs: 0, bandwidthBytesPerSecond: 0 });
 });
+
+afterEach(destroyWireClients);
 
 afterAll(async () => {
   await Promise.all(apps.map((app) => app.close()));
@@ -75,9 +82,12 @@ describe("admin purge", () => {
 
 const ADMIN = { authorization: "Bearer s3cret" };
 
+/** Over a raw socket: fetch() drops an empty query ("/api/cache?" goes out as "/api/cache"). */
 async function purge(app: App, target: string): Promise<{ status: number; body: unknown }> {
-  const res = await fetch(`${app.url}${target}`, { method: "DELETE", headers: ADMIN });
-  return { status: res.status, body: await res.json() };
+  const client = await WireClient.open(Number(new URL(app.url).port));
+  client.write(`DELETE ${target} HTTP/1.1\r\nhost: x\r\nauthorization: ${ADMIN.authorization}\r\n\r\n`);
+  const res = await client.read("DELETE");
+  return { status: res.status, body: JSON.parse(res.body.toString("utf8")) as unknown };
 }
 
 describe("purge keys", () => {
@@ -90,6 +100,70 @@ describe("purge keys", () => {
     expect(app.originals.keys()).toEqual(["o:q?x.jpg"]);
     expect(app.variants.stats().entries).toBe(1);
     expect((await fetch(`${app.url}/img/q%3Fx.jpg?w=30`)).headers.get("x-cache")).toBe("HIT");
+  });
+});
+
+describe("purge forms", () => {
+  async function warmed(): Promise<App> {
+    const app = await proxyFor({ adminToken: "s3cret", origin: oddDir });
+    for (const path of [
+      "/img/photos/cat.jpg",
+      "/img/photos/cat.jpg?w=20",
+      "/img/photos/dog.jpg?w=20",
+      "/img/photography.jpg?w=20",
+      "/img/q?w=20",
+    ]) {
+      expect((await fetch(`${app.url}${path}`)).status).toBe(200);
+    }
+    expect(entries(app)).toBe(8); // 4 originals, 4 variants
+    return app;
+  }
+
+  function entries(app: App): number {
+    return app.originals.stats().entries + app.variants.stats().entries;
+  }
+
+  it("refuses a query or an empty path instead of purging everything, and purges nothing then", async () => {
+    const app = await warmed();
+    const refused: [string, string, RegExp][] = [
+      ["/api/cache?path=photos/cat.jpg", "INVALID_OPTIONS", /path/],
+      ["/api/cache?", "INVALID_OPTIONS", /empty query/],
+      ["/api/cache?all=1", "INVALID_OPTIONS", /all/],
+      ["/api/cache?prefix=", "INVALID_OPTIONS", /prefix/],
+      ["/api/cache?prefix=a&prefix=b", "INVALID_OPTIONS", /prefix/],
+      ["/api/cache/", "INVALID_PATH", /names no image/],
+      ["/api/cache/?x", "INVALID_PATH", /names no image/],
+      ["/api/cache/photos/cat.jpg?all=0", "INVALID_OPTIONS", /query/],
+      ["/api/cache/photos/cat.jpg?", "INVALID_OPTIONS", /query/],
+    ];
+    for (const [target, error, message] of refused) {
+      const { status, body } = await purge(app, target);
+      expect({ target, status, error: (body as { error: string }).error }).toEqual({ target, status: 400, error });
+      expect((body as { message: string }).message).toMatch(message);
+      expect(entries(app)).toBe(8);
+    }
+  });
+
+  it("purges by path prefix: originals and variants whose path starts with it, nothing else", async () => {
+    const app = await warmed();
+    expect(await purge(app, "/api/cache?prefix=photos/")).toEqual({
+      status: 200,
+      body: { prefix: "photos/", purged: 4 },
+    });
+    expect(app.originals.keys().sort()).toEqual(["o:photography.jpg", "o:q"]);
+    expect(await purge(app, "/api/cache?prefix=photo")).toEqual({ status: 200, body: { prefix: "photo", purged: 2 } });
+    expect(app.originals.keys()).toEqual(["o:q"]);
+    expect((await fetch(`${app.url}/img/q?w=20`)).headers.get("x-cache")).toBe("HIT");
+  });
+
+  it("still purges everything and one path in the documented forms", async () => {
+    const app = await warmed();
+    expect(await purge(app, "/api/cache/photos/cat.jpg")).toEqual({
+      status: 200,
+      body: { path: "photos/cat.jpg", purged: 2 },
+    });
+    expect(await purge(app, "/api/cache")).toEqual({ status: 200, body: { purged: 6 } });
+    expect(entries(app)).toBe(0);
   });
 });
 

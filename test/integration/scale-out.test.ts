@@ -163,6 +163,34 @@ describe("scale-out over Redis", () => {
     expect(origin.count(`/${path}`)).toBe(before + 1);
   });
 
+  it("purges a path prefix on every instance: memory, disk and Redis, and nothing outside it", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "imagika-prefix-"));
+    dirs.push(dir);
+    const [a, b] = await cluster(2, { adminToken: "secret", diskCacheDir: dir });
+    const prefix = prefixes.at(-1)!; // cluster() just pushed it
+    origin.set("/albums/one.jpg", bytesRoute(jpeg, "image/jpeg"));
+    origin.set("/albums/two.jpg", bytesRoute(jpeg, "image/jpeg"));
+    origin.set("/kept.jpg", bytesRoute(jpeg, "image/jpeg"));
+    for (const path of ["albums/one.jpg?w=60", "albums/two.jpg?w=60", "kept.jpg?w=60"]) await get(b!, path);
+    expect(b!.variants.stats().entries).toBe(3);
+    const res = await fetch(`${a!.url}/api/cache?prefix=albums/`, {
+      method: "DELETE",
+      headers: { authorization: "Bearer secret" },
+    });
+    expect(await res.json()).toMatchObject({ prefix: "albums/" });
+    await eventually(() => Promise.resolve(b!.variants.stats().entries === 1));
+    expect(b!.variants.keys()[0]).toMatch(/^v:kept\.jpg\?/);
+    expect(b!.originals.keys()).toEqual(["o:kept.jpg"]);
+    expect((await statsOf(b!)).tiers.disk!.entries).toBe(2);
+    const left: string[] = [];
+    for await (const keys of redis.scanIterator({ MATCH: `${prefix}c:*`, COUNT: 100 })) left.push(...keys);
+    expect(left.map((key) => key.slice(prefix.length)).sort()).toEqual([
+      "c:o:kept.jpg",
+      expect.stringMatching(/^c:v:kept\.jpg\?/) as string,
+    ]);
+    expect((await get(b!, "albums/one.jpg?w=60")).cache).toBe("MISS");
+  });
+
   it("applies a purge published right behind malformed messages in the same read", async () => {
     const [app] = await cluster(1);
     const prefix = prefixes.at(-1)!; // cluster() just pushed it

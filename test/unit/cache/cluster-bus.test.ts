@@ -83,6 +83,8 @@ const MALFORMED = [
   envelope({}),
   envelope({ type: "purge" }),
   envelope({ type: "purge", path: 7 }),
+  envelope({ type: "purge-prefix", prefix: "" }),
+  envelope({ type: "purge-prefix" }),
   envelope({ type: "done", key: "k" }),
   envelope({ type: "done", key: 1, isShared: true }),
   envelope({ type: "explode" }),
@@ -105,6 +107,7 @@ describe("ClusterBus", () => {
       { type: "done", key: "v:a.jpg?v1;f=webp;q=80", isShared: true },
       { type: "purge", path: null },
       { type: "purge", path: "a.jpg" },
+      { type: "purge-prefix", prefix: "photos/" },
     ];
     const received = collect(bus, valid.length);
     await publishAtOnce(
