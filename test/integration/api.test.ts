@@ -167,6 +167,50 @@ describe("purge forms", () => {
   });
 });
 
+describe("purging remote sources", () => {
+  it("purges one remote URL (normalised like /img?url=) without touching the same URL with a query", async () => {
+    const app = await proxyFor({ adminToken: "s3cret", allowedSources: ["127.0.0.1"], allowPrivateOrigins: true });
+    const plain = new URL("a.jpg", origin.url).href;
+    const queried = `${plain}?v=2`;
+    for (const source of [plain, queried]) {
+      for (const options of ["", "&w=40"]) {
+        const res = await fetch(`${app.url}/img?url=${encodeURIComponent(source)}${options}`);
+        expect(res.status).toBe(200);
+      }
+    }
+    expect(app.originals.stats().entries + app.variants.stats().entries).toBe(4);
+    const shouting = plain.replace("http://", "HTTP://") + "#fragment"; // the same source once normalised
+    expect(await purge(app, `/api/cache?url=${encodeURIComponent(shouting)}`)).toEqual({
+      status: 200,
+      body: { url: plain, purged: 2 },
+    });
+    expect(app.originals.keys()).toEqual([`o:${queried}`]);
+    expect(await purge(app, `/api/cache?url=${encodeURIComponent(queried)}`)).toEqual({
+      status: 200,
+      body: { url: queried, purged: 2 },
+    });
+    expect(app.originals.stats().entries + app.variants.stats().entries).toBe(0);
+  });
+
+  it("refuses a url that is not an absolute http(s) URL, and a url given with a prefix", async () => {
+    const app = await proxyFor({ adminToken: "s3cret" });
+    for (const [target, message] of [
+      ["/api/cache?url=a.jpg", /absolute/],
+      ["/api/cache?url=", /url/],
+      ["/api/cache?url=http://h/a&url=http://h/b", /url/],
+      ["/api/cache?prefix=a&url=http://h/a", /one of/],
+    ] as const) {
+      const { status, body } = await purge(app, target);
+      expect({ target, status, error: (body as { error: string }).error }).toEqual({
+        target,
+        status: 400,
+        error: "INVALID_OPTIONS",
+      });
+      expect((body as { message: string }).message).toMatch(message);
+    }
+  });
+});
+
 describe("listing, metrics and request ids", () => {
   it("relays the origin's listing at /api/images, from an HTTP origin and from a directory", async () => {
     for (const app of [await proxyFor(), await proxyFor({ origin: dir })]) {

@@ -68,8 +68,11 @@ const SIGNED_REMOTE_KEYS: ReadonlySet<string> = new Set(["url", ...SIGNATURE_KEY
 /** Longest remote source URL accepted. */
 const MAX_REMOTE_URL_LENGTH = 2048;
 
-/** `/img?url=<absolute http(s) URL>`: the one source of a remote-mode request, normalised by WHATWG URL parsing. */
-function remoteSource(params: URLSearchParams): string {
+/**
+ * `/img?url=<absolute http(s) URL>`: the one source of a remote-mode request, normalised by WHATWG URL parsing. Also
+ * what `DELETE /api/cache?url=` purges, so both name a source by the same string.
+ */
+export function remoteSource(params: URLSearchParams): string {
   const values = params.getAll("url");
   if (values.length !== 1 || values[0] === undefined || values[0] === "") {
     throw new ProxyError("INVALID_OPTIONS", "remote mode needs exactly one url=<absolute http(s) URL>");
