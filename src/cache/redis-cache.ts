@@ -135,6 +135,16 @@ export class RedisCache {
     return true;
   }
 
+  async delete(key: string): Promise<void> {
+    if (!this.#health.isAvailable()) return;
+    try {
+      await this.#client.unlink(this.#prefix + key);
+      this.#health.succeed();
+    } catch (error) {
+      this.#health.fail(error);
+    }
+  }
+
   /**
    * Deletes what `scope` names (SCAN, so O(keys in Redis): admin purges only). The glob narrows the scan; the key
    * matcher decides, since a glob cannot tell `v:q?<options>` from `v:q?x.jpg?<options>`.

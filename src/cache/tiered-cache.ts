@@ -9,6 +9,7 @@ export interface LowerTier {
   get(key: string): Promise<Variant | undefined>;
   /** True when the entry was stored. */
   set(key: string, variant: Variant): Promise<boolean>;
+  delete(key: string): Promise<void>;
   /** Deletes what `scope` names; returns how many entries. */
   purge(scope: PurgeScope): Promise<number>;
 }
@@ -36,13 +37,16 @@ export class TieredCache {
     this.tiers = tiers;
   }
 
-  /** The first hit, copied into the tiers above it (without waiting for those writes). */
-  async get(key: string): Promise<LowerHit | undefined> {
+  /**
+   * The first hit, copied into the tiers above it (without waiting for those writes) while `shouldPromote()` holds:
+   * the caller says false once a purge began during the lookup, since the hit may be what the purge is deleting.
+   */
+  async get(key: string, shouldPromote: () => boolean = () => true): Promise<LowerHit | undefined> {
     for (let i = 0; i < this.tiers.length; i++) {
       const tier = this.tiers[i]!; // i < length
       const variant = await tier.get(key);
       if (!variant) continue;
-      for (let j = 0; j < i; j++) void this.tiers[j]!.set(key, variant); // j < i < length; set never rejects
+      if (shouldPromote()) for (let j = 0; j < i; j++) void this.tiers[j]!.set(key, variant); // j < i; never rejects
       return { variant, tier: tier.name };
     }
     return undefined;
@@ -52,6 +56,10 @@ export class TieredCache {
   async set(key: string, variant: Variant): Promise<boolean> {
     const stored = await Promise.all(this.tiers.map((tier) => tier.set(key, variant)));
     return this.tiers.some((tier, i) => tier.isShared && stored[i] === true);
+  }
+
+  async delete(key: string): Promise<void> {
+    await Promise.all(this.tiers.map((tier) => tier.delete(key)));
   }
 
   /** `isLocalOnly`: skip shared tiers (a purge another instance announced has already emptied them). */

@@ -17,6 +17,7 @@ import type { TransformLimiter } from "../transform/limiter.ts";
 import type { Transformer } from "../transform/pipeline.ts";
 import type { ClusterCoalescer } from "./cluster-coalesce.ts";
 import { Coalescer } from "./coalesce.ts";
+import type { Flight } from "./coalesce.ts";
 import type { ProxyStats } from "./stats.ts";
 
 export interface ImageRequest {
@@ -78,6 +79,13 @@ export interface ImageProxyDeps {
 
 const NO_TIMINGS: Timings = Object.freeze({});
 
+/**
+ * Checked right before every store of a flight's result (memory, lower tiers, promotions, the negative cache): false
+ * once a purge of its key began after the flight did, or was under way when it started. Its result may then predate
+ * the purge, and storing it would undo the purge.
+ */
+type ShouldStore = () => boolean;
+
 /** Strong ETag from the bytes: equal bytes, equal tag, on every instance. */
 export function etagOf(body: Buffer): string {
   return `"${createHash("sha256").update(body).digest("base64url").slice(0, 27)}"`;
@@ -110,6 +118,8 @@ export class ImageProxy {
   readonly #variantFlights = new Coalescer<Produced>();
   readonly #notFound: LRUCache<string, ProxyError> | undefined;
   readonly #variantKeys: VariantKeys;
+  /** Key matchers of the purges under way (usually none). */
+  readonly #purges = new Set<(key: string) => boolean>();
 
   constructor(deps: ImageProxyDeps) {
     this.#deps = deps;
@@ -162,9 +172,12 @@ export class ImageProxy {
     const key = variantCacheKey(request.path, canonical);
     const varyAccept = options.format === "auto";
     const { stats } = this.#deps;
-    const { promise, joined } = this.#variantFlights.run(key, () =>
-      this.#throughTiers(key, this.#deps.variants, () => this.#produceVariant(key, request.path, options, format)),
-    );
+    const { promise, joined } = this.#variantFlights.run(key, (flight) => {
+      const shouldStore = this.#shouldStoreFor(key, flight);
+      return this.#throughTiers(key, this.#deps.variants, shouldStore, () =>
+        this.#produceVariant(key, request.path, options, format, shouldStore),
+      );
+    });
     if (joined) stats.coalesced++;
     return this.#result(await promise, joined, varyAccept);
   }
@@ -183,7 +196,13 @@ export class ImageProxy {
     };
   }
 
-  async #produceVariant(key: string, path: string, options: TransformOptions, format: OutputFormat): Promise<Produced> {
+  async #produceVariant(
+    key: string,
+    path: string,
+    options: TransformOptions,
+    format: OutputFormat,
+    shouldStore: ShouldStore,
+  ): Promise<Produced> {
     const original = await this.#getOriginal(path);
     const result = await this.#deps.transformer.transform(original.variant.body, options, format);
     const variant: Variant = {
@@ -194,7 +213,7 @@ export class ImageProxy {
       height: result.height,
       originalBytes: original.variant.originalBytes,
     };
-    this.#deps.variants.set(key, variant);
+    if (shouldStore()) this.#deps.variants.set(key, variant);
     return { variant, timings: { ...original.timings, queueMs: result.queueMs, transformMs: result.transformMs } };
   }
 
@@ -202,20 +221,32 @@ export class ImageProxy {
    * After a memory miss: the lower tiers (a hit there is promoted to memory), else produce (coalesced across the
    * cluster when Redis is configured) and store in every tier. Without lower tiers this is just `produce()`.
    */
-  async #throughTiers(key: string, memory: MemoryCache, produce: () => Promise<Produced>): Promise<Produced> {
+  async #throughTiers(
+    key: string,
+    memory: MemoryCache,
+    shouldStore: ShouldStore,
+    produce: () => Promise<Produced>,
+  ): Promise<Produced> {
     const { lower, cluster } = this.#deps;
     if (!lower) return produce();
     const lookup = async (): Promise<Produced | undefined> => {
-      const hit = await lower.get(key);
+      const hit = await lower.get(key, shouldStore);
       if (!hit) return undefined;
-      memory.set(key, hit.variant);
+      if (shouldStore()) memory.set(key, hit.variant);
       return { variant: hit.variant, timings: {}, hitTier: hit.tier };
     };
     const found = await lookup();
     if (found) return found;
     const produceAndStore = async (): Promise<{ result: Produced; isShared: boolean }> => {
       const result = await produce();
-      return { result, isShared: await lower.set(key, result.variant) };
+      if (!shouldStore()) return { result, isShared: false };
+      const isShared = await lower.set(key, result.variant);
+      if (shouldStore()) return { result, isShared };
+      // A purge arrived while the entry was being written. This instance's own purges catch such writes (the disk
+      // tier cancels them, Redis runs the SET before the purge's SCAN), but another instance's SCAN may have passed
+      // the key before our SET landed: take the entry back out.
+      await lower.delete(key);
+      return { result, isShared: false };
     };
     if (!cluster) return (await produceAndStore()).result;
     const outcome = await cluster.run(key, lookup, produceAndStore);
@@ -228,14 +259,60 @@ export class ImageProxy {
    * Removes what `scope` names from every tier and, with Redis, on every instance. Lower tiers go first: emptying
    * memory first would let a request in between promote the old entry back from disk or Redis.
    */
-  async purge(scope: PurgeScope): Promise<number> {
-    const removed = (await this.#deps.lower?.purge(scope)) ?? 0;
-    await this.#deps.announcePurge?.(scope);
-    return removed + this.purgeLocal(scope);
+  purge(scope: PurgeScope): Promise<number> {
+    return this.#fenced(scope, async () => {
+      const removed = (await this.#deps.lower?.purge(scope)) ?? 0;
+      await this.#deps.announcePurge?.(scope);
+      return removed + this.#purgeMemory(scope);
+    });
   }
 
-  /** Memory and the negative cache only; synchronous. */
-  purgeLocal(scope: PurgeScope): number {
+  /** Another instance purged `scope`: drop it from memory and local tiers (it already emptied the shared ones). */
+  async applyRemotePurge(scope: PurgeScope): Promise<void> {
+    await this.#fenced(scope, async () => {
+      await this.#deps.lower?.purge(scope, true);
+      this.#purgeMemory(scope);
+    });
+  }
+
+  /**
+   * Runs `purge` so that no work racing it can store a result from before it (see ShouldStore):
+   *
+   * ```text
+   * flight A ──────────────────────────┤ done: answers its waiters, stores nothing (abandoned at ①)
+   * purge           ① abandon ···· tiers, memory ···· ② abandon
+   * flight B               ├──────────────────────────┤ started during the purge: stores nothing (abandoned at ②)
+   * request            ├ joins A?  no: A left the in-flight map at ①; a request after ② starts a flight C
+   * ```
+   * Purges are rare, so that a few flights around one do their work again costs little.
+   */
+  async #fenced<T>(scope: PurgeScope, purge: () => Promise<T>): Promise<T> {
+    const matches = keyMatcherOf(scope);
+    this.#purges.add(matches);
+    this.#abandonFlights(matches);
+    try {
+      return await purge();
+    } finally {
+      this.#purges.delete(matches);
+      this.#abandonFlights(matches);
+    }
+  }
+
+  #abandonFlights(matches: (key: string) => boolean): void {
+    this.#originalFlights.abandon(matches);
+    this.#variantFlights.abandon(matches);
+    this.#deps.cluster?.abandon(matches);
+  }
+
+  /** The flight's ShouldStore; it remembers whether the flight began while a purge of its key was under way. */
+  #shouldStoreFor(key: string, flight: Flight): ShouldStore {
+    let isBornInPurge = false;
+    for (const matches of this.#purges) isBornInPurge ||= matches(key);
+    return isBornInPurge ? () => false : () => !flight.isAbandoned;
+  }
+
+  /** Memory and the negative cache; synchronous. */
+  #purgeMemory(scope: PurgeScope): number {
     if (scope.kind === "all") {
       this.#notFound?.clear();
       return this.#deps.originals.clear() + this.#deps.variants.clear();
@@ -248,12 +325,6 @@ export class ImageProxy {
     return this.#deps.originals.deleteWhere(matches) + this.#deps.variants.deleteWhere(matches);
   }
 
-  /** Another instance purged `scope`: drop it from memory and local tiers (it already emptied the shared ones). */
-  async applyRemotePurge(scope: PurgeScope): Promise<void> {
-    await this.#deps.lower?.purge(scope, true);
-    this.purgeLocal(scope);
-  }
-
   /** The original from cache, or fetched once however many callers ask. */
   async #getOriginal(path: string): Promise<Produced> {
     const cached = this.#deps.originals.get(originalKey(path));
@@ -262,14 +333,16 @@ export class ImageProxy {
   }
 
   #original(path: string): { promise: Promise<Produced>; joined: boolean } {
-    const flight = this.#originalFlights.run(path, () =>
-      this.#throughTiers(originalKey(path), this.#deps.originals, () => this.#fetchOriginal(path)),
-    );
-    if (flight.joined) this.#deps.stats.coalesced++;
-    return flight;
+    const key = originalKey(path);
+    const run = this.#originalFlights.run(key, (flight) => {
+      const shouldStore = this.#shouldStoreFor(key, flight);
+      return this.#throughTiers(key, this.#deps.originals, shouldStore, () => this.#fetchOriginal(path, shouldStore));
+    });
+    if (run.joined) this.#deps.stats.coalesced++;
+    return run;
   }
 
-  async #fetchOriginal(path: string): Promise<Produced> {
+  async #fetchOriginal(path: string, shouldStore: ShouldStore): Promise<Produced> {
     const { stats, fetcher } = this.#deps;
     const remembered = this.#notFound?.get(path);
     if (remembered) {
@@ -296,13 +369,14 @@ export class ImageProxy {
       stats.originErrors++;
       const code = error instanceof ProxyError ? error.code : "INTERNAL";
       stats.originErrorsByCode.set(code, (stats.originErrorsByCode.get(code) ?? 0) + 1);
-      if (error instanceof ProxyError && error.code === "ORIGIN_NOT_FOUND") this.#notFound?.set(path, error);
+      if (error instanceof ProxyError && error.code === "ORIGIN_NOT_FOUND" && shouldStore())
+        this.#notFound?.set(path, error);
       throw error;
     }
     const originMs = performance.now() - started;
     const format = this.#checkFormat(body);
     const variant = originalVariant(body, format);
-    this.#deps.originals.set(originalKey(path), variant);
+    if (shouldStore()) this.#deps.originals.set(originalKey(path), variant);
     return { variant, timings: { originMs } };
   }
 
