@@ -61,9 +61,11 @@ export class MemoryCache implements CacheTier {
     return this.#lru?.get(key);
   }
 
-  /** Stores unless the entry exceeds the per-entry cap (then it is simply not kept). */
-  set(key: string, variant: Variant): void {
-    this.#lru?.set(key, variant);
+  /** Stores unless the entry exceeds the per-entry cap (then it is simply not kept); true when stored. */
+  set(key: string, variant: Variant): boolean {
+    if (!this.#lru) return false;
+    this.#lru.set(key, variant);
+    return this.#lru.has(key); // lru-cache refuses an entry over maxEntrySize without a word
   }
 
   has(key: string): boolean {

@@ -52,10 +52,16 @@ export class TieredCache {
     return undefined;
   }
 
-  /** Writes to every tier; true when a shared tier now holds the entry (other instances can read it). */
-  async set(key: string, variant: Variant): Promise<boolean> {
+  /**
+   * Writes to every tier. `isStored`: some tier now holds the entry; `isShared`: a shared one does (other instances
+   * can read it).
+   */
+  async set(key: string, variant: Variant): Promise<{ isStored: boolean; isShared: boolean }> {
     const stored = await Promise.all(this.tiers.map((tier) => tier.set(key, variant)));
-    return this.tiers.some((tier, i) => tier.isShared && stored[i] === true);
+    return {
+      isStored: stored.includes(true),
+      isShared: this.tiers.some((tier, i) => tier.isShared && stored[i] === true),
+    };
   }
 
   async delete(key: string): Promise<void> {

@@ -44,6 +44,8 @@ export interface ProxyResult {
   readonly collapsed: boolean;
   /** The response depends on Accept (f=auto): send `Vary: Accept`. */
   readonly varyAccept: boolean;
+  /** A miss this request produced was kept by some tier (RFC 9211 `stored`); false for hits and collapsed requests. */
+  readonly isStored: boolean;
   readonly timings: Timings;
 }
 
@@ -54,6 +56,8 @@ interface Produced {
   readonly hitTier?: string;
   /** Another instance produced it while this one waited (cluster-wide coalescing). */
   readonly isClusterWaited?: boolean;
+  /** Produced here and kept by some tier (memory refuses entries over --cache-max-entry-bytes). */
+  readonly isStored?: boolean;
 }
 
 export interface ImageProxyDeps {
@@ -143,7 +147,14 @@ export class ImageProxy {
       const cached = this.#deps.originals.get(originalKey(request.path));
       if (!cached) return undefined;
       this.#deps.stats.hits++;
-      return { variant: cached, cacheStatus: "hit", collapsed: false, varyAccept: false, timings: NO_TIMINGS };
+      return {
+        variant: cached,
+        cacheStatus: "hit",
+        collapsed: false,
+        varyAccept: false,
+        isStored: false,
+        timings: NO_TIMINGS,
+      };
     }
     const { canonical } = this.#variantKeys.resolve(request.options, request.accept);
     const cached = this.#deps.variants.get(variantCacheKey(request.path, canonical));
@@ -154,6 +165,7 @@ export class ImageProxy {
       cacheStatus: "hit",
       collapsed: false,
       varyAccept: request.options.format === "auto",
+      isStored: false,
       timings: NO_TIMINGS,
     };
   }
@@ -187,11 +199,13 @@ export class ImageProxy {
     const isHit = produced.hitTier !== undefined;
     if (isHit) this.#deps.stats.hits++;
     else this.#deps.stats.misses++;
+    const collapsed = joined || produced.isClusterWaited === true;
     return {
       variant: produced.variant,
       cacheStatus: isHit ? "hit" : "miss",
-      collapsed: joined || produced.isClusterWaited === true,
+      collapsed,
       varyAccept,
+      isStored: !isHit && !collapsed && produced.isStored === true,
       timings: produced.timings,
     };
   }
@@ -213,8 +227,11 @@ export class ImageProxy {
       height: result.height,
       originalBytes: original.variant.originalBytes,
     };
-    if (shouldStore()) this.#deps.variants.set(key, variant);
-    return { variant, timings: { ...original.timings, queueMs: result.queueMs, transformMs: result.transformMs } };
+    return {
+      variant,
+      timings: { ...original.timings, queueMs: result.queueMs, transformMs: result.transformMs },
+      isStored: shouldStore() && this.#deps.variants.set(key, variant),
+    };
   }
 
   /**
@@ -240,13 +257,13 @@ export class ImageProxy {
     const produceAndStore = async (): Promise<{ result: Produced; isShared: boolean }> => {
       const result = await produce();
       if (!shouldStore()) return { result, isShared: false };
-      const isShared = await lower.set(key, result.variant);
-      if (shouldStore()) return { result, isShared };
+      const { isStored, isShared } = await lower.set(key, result.variant);
+      if (shouldStore()) return { result: isStored ? { ...result, isStored } : result, isShared };
       // A purge arrived while the entry was being written. This instance's own purges catch such writes (the disk
       // tier cancels them, Redis runs the SET before the purge's SCAN), but another instance's SCAN may have passed
       // the key before our SET landed: take the entry back out.
       await lower.delete(key);
-      return { result, isShared: false };
+      return { result: { ...result, isStored: false }, isShared: false };
     };
     if (!cluster) return (await produceAndStore()).result;
     const outcome = await cluster.run(key, lookup, produceAndStore);
@@ -376,8 +393,11 @@ export class ImageProxy {
     const originMs = performance.now() - started;
     const format = this.#checkFormat(body);
     const variant = originalVariant(body, format);
-    if (shouldStore()) this.#deps.originals.set(originalKey(path), variant);
-    return { variant, timings: { originMs } };
+    return {
+      variant,
+      timings: { originMs },
+      isStored: shouldStore() && this.#deps.originals.set(originalKey(path), variant),
+    };
   }
 
   #checkFormat(body: Buffer): ImageFormat {

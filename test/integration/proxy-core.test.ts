@@ -262,6 +262,33 @@ describe("proxy core", () => {
   });
 });
 
+describe("Cache-Status", () => {
+  it("says stored only when a tier kept the entry: not when it exceeds --cache-max-entry-bytes", async () => {
+    const small = await proxyFor({ origin: origin.url, cacheMaxEntryBytes: 2048 });
+    const tiny = await fetch(`${small.url}/img/photo.jpg?w=8&f=webp`);
+    expect(tiny.headers.get("cache-status")).toBe("imagika; fwd=miss; stored");
+    expect(small.variants.stats().entries).toBe(1);
+    const big = await fetch(`${small.url}/img/photo.jpg?w=600&f=png`); // far over 2 KiB
+    expect(big.status).toBe(200);
+    expect(big.headers.get("cache-status")).toBe("imagika; fwd=miss");
+    expect(small.variants.stats().entries).toBe(1);
+    expect((await fetch(`${small.url}/img/photo.jpg?w=600&f=png`)).headers.get("cache-status")).toBe(
+      "imagika; fwd=miss",
+    );
+    // The original (640x480 JPEG, over 2 KiB) was not kept either.
+    expect((await fetch(`${small.url}/img/photo.jpg`)).headers.get("cache-status")).toBe("imagika; fwd=miss");
+  });
+
+  it("says stored when a lower tier kept what memory refused", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "imagika-stored-"));
+    const app = await proxyFor({ origin: origin.url, cacheMaxEntryBytes: 2048, diskCacheDir: dir });
+    const big = await fetch(`${app.url}/img/photo.jpg?w=600&f=png`);
+    expect(big.headers.get("cache-status")).toBe("imagika; fwd=miss; stored");
+    expect(app.variants.stats().entries).toBe(0);
+    expect((await fetch(`${app.url}/img/photo.jpg?w=600&f=png`)).headers.get("cache-status")).toBe("imagika; hit");
+  });
+});
+
 describe("purges and the work in flight", () => {
   /** Holds the first request for `path` until release(); later ones get `next` at once. */
   function heldThenFresh(next: Buffer): { route: Route; release(body: Buffer): void } {

@@ -29,6 +29,8 @@ export interface ImageHandlerOptions {
 const HIT_LINES = "cache-status: imagika; hit\r\nx-cache: HIT\r\n";
 const COLLAPSED_LINES = "cache-status: imagika; fwd=miss; collapsed\r\nx-cache: MISS\r\n";
 const STORED_LINES = "cache-status: imagika; fwd=miss; stored\r\nx-cache: MISS\r\n";
+/** A miss no tier kept (larger than --cache-max-entry-bytes, or produced while a purge ran). */
+const MISS_LINES = "cache-status: imagika; fwd=miss\r\nx-cache: MISS\r\n";
 
 /** The headers that are the same on every image response, as validated lines (see header-lines.ts). */
 export function imageHeaderLines(options: {
@@ -183,7 +185,13 @@ function sendVariant(
   // table, the ETag from our hash (entries read from disk or Redis are checked by the entry codec), the rest are our
   // own templates and numbers, and the request id was matched against REQUEST_ID or made by randomUUID().
   let lines = `content-type: ${CONTENT_TYPES[variant.format]}\r\netag: ${variant.etag}\r\n${
-    result.cacheStatus === "hit" ? HIT_LINES : result.collapsed ? COLLAPSED_LINES : STORED_LINES
+    result.cacheStatus === "hit"
+      ? HIT_LINES
+      : result.collapsed
+        ? COLLAPSED_LINES
+        : result.isStored
+          ? STORED_LINES
+          : MISS_LINES
   }server-timing: ${serverTiming(result, started)}\r\n`;
   if (result.varyAccept) lines += "vary: Accept\r\n";
   for (let i = 0; i + 1 < extraHeaders.length; i += 2) lines += `${extraHeaders[i]!}: ${extraHeaders[i + 1]!}\r\n`; // pairs
