@@ -5,7 +5,6 @@ import type { TieredCache } from "../cache/tiered-cache.ts";
 import type { Variant } from "../cache/tier.ts";
 import { keyMatcherOf, originalKey, pathMatcherOf, variantCacheKey } from "../cache/cache-key.ts";
 import type { PurgeScope } from "../cache/cache-key.ts";
-export type { PurgeScope }; // the HTTP layer names purges through the proxy, not the cache module
 import { ProxyError } from "../errors.ts";
 import type { Fetcher } from "../fetcher/fetcher.ts";
 import { sniffImageFormat } from "../image-format.ts";
@@ -19,6 +18,8 @@ import type { ClusterCoalescer } from "./cluster-coalesce.ts";
 import { Coalescer } from "./coalesce.ts";
 import type { Flight } from "./coalesce.ts";
 import type { ProxyStats } from "./stats.ts";
+
+export type { PurgeScope }; // the HTTP layer names purges through the proxy, not the cache module
 
 export interface ImageRequest {
   /**
