@@ -1,4 +1,5 @@
-import type { ClusterBus } from "./cache/cluster-bus.ts";
+import type { PurgeScope } from "./cache/cache-key.ts";
+import type { ClusterBus, ClusterMessage } from "./cache/cluster-bus.ts";
 import { DiskCache } from "./cache/disk-cache.ts";
 import type { RedisCache, RedisClient } from "./cache/redis-cache.ts";
 import { TierHealth } from "./cache/tier-health.ts";
@@ -24,11 +25,11 @@ type TierStat = "bytes" | "entries" | "maxBytes" | "evictions";
 export interface ScaleOut {
   readonly lower: TieredCache | undefined;
   readonly cluster: ClusterCoalescer | undefined;
-  readonly announcePurge: ((path: string | null) => Promise<void>) | undefined;
+  readonly announcePurge: ((scope: PurgeScope) => Promise<void>) | undefined;
   /** The limiter the HTTP layer uses: the Redis one wrapping `local` when Redis is configured. */
   limiter(local: TokenBucketLimiter | undefined): RateLimiter | undefined;
-  /** Another instance purged `path` (null: everything). */
-  onRemotePurge(apply: (path: string | null) => Promise<void>): void;
+  /** Another instance purged what `scope` names. */
+  onRemotePurge(apply: (scope: PurgeScope) => Promise<void>): void;
   /** Samples for the existing per-tier cache gauges (`imagika_cache_bytes{tier="disk"}` and so on). */
   tierSamples(stat: TierStat): { labels: Record<string, string>; value: number }[];
   readonly metrics: readonly SampledMetric[];
@@ -149,7 +150,7 @@ export async function createScaleOut(config: Config, log: Logger): Promise<Scale
   return {
     lower,
     cluster,
-    announcePurge: bus ? (path) => bus.publish({ type: "purge", path }) : undefined,
+    announcePurge: bus ? (scope) => bus.publish(purgeMessageOf(scope)) : undefined,
     limiter(local) {
       if (!client || !local) return local;
       redisLimiter = new RedisRateLimiter({
@@ -165,8 +166,9 @@ export async function createScaleOut(config: Config, log: Logger): Promise<Scale
     },
     onRemotePurge(apply) {
       bus?.on((message, isOwn) => {
-        if (message.type !== "purge" || isOwn) return;
-        apply(message.path).catch((error: unknown) => tierLog.warn({ err: String(error) }, "remote purge failed"));
+        const scope = isOwn ? undefined : purgeScopeOf(message);
+        if (!scope) return;
+        apply(scope).catch((error: unknown) => tierLog.warn({ err: String(error) }, "remote purge failed"));
       });
     },
     tierSamples(stat) {
@@ -192,4 +194,28 @@ export async function createScaleOut(config: Config, log: Logger): Promise<Scale
       if (client && closeRedis) await closeRedis(client);
     },
   };
+}
+
+/** The bus message announcing a purge; `purge` keeps the shape older instances understand (path, null = all). */
+function purgeMessageOf(scope: PurgeScope): ClusterMessage {
+  switch (scope.kind) {
+    case "all":
+      return { type: "purge", path: null };
+    case "path":
+      return { type: "purge", path: scope.path };
+    case "prefix":
+      return { type: "purge-prefix", prefix: scope.prefix };
+  }
+}
+
+/** The purge a bus message announces; undefined for other messages. */
+function purgeScopeOf(message: ClusterMessage): PurgeScope | undefined {
+  switch (message.type) {
+    case "purge":
+      return message.path === null ? { kind: "all" } : { kind: "path", path: message.path };
+    case "purge-prefix":
+      return { kind: "prefix", prefix: message.prefix };
+    case "done":
+      return undefined;
+  }
 }

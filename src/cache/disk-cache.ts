@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from "node:crypto";
 import { mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { isKeyOfPath } from "./cache-key.ts";
+import { keyMatcherOf } from "./cache-key.ts";
+import type { PurgeScope } from "./cache-key.ts";
 import { decodeEntry, encodeEntry, entryHeadLength, ENTRY_HEADER_BYTES, readEntryKey } from "./entry-codec.ts";
 import type { Variant } from "./tier.ts";
 import type { TierHealth } from "./tier-health.ts";
@@ -40,6 +41,17 @@ interface IndexEntry {
 }
 
 /**
+ * The reads and writes of one file under way: a removal (purge, delete, eviction) marks them, since the file may not
+ * be in the index yet (a write between rename and indexing, a read of another worker's file) or any more (a read
+ * that began before the removal). A marked read is a miss and a marked write takes its file back out.
+ */
+interface Pending {
+  readonly key: string;
+  isRemoved: boolean;
+  users: number;
+}
+
+/**
  * Persistent tier: one file per entry under `<dir>/<2 hex>/<sha-256 of the key>`, each written to `<dir>/tmp` and
  * renamed into place (rename is atomic within a filesystem, so a reader sees the old file, the new one or none,
  * never half of one). Every file carries length and CRC-32 (entry-codec.ts); a file that fails the check is deleted
@@ -61,6 +73,8 @@ export class DiskCache {
   readonly #now: () => number;
   /** file name (hex hash) → entry; first = least recently used. */
   readonly #index = new Map<string, IndexEntry>();
+  /** file name → operations under way on it. */
+  readonly #pending = new Map<string, Pending>();
   #bytes = 0;
   #evictions = 0;
   #hits = 0;
@@ -87,13 +101,28 @@ export class DiskCache {
   async get(key: string): Promise<Variant | undefined> {
     if (!this.#health.isAvailable()) return undefined;
     const name = fileNameOf(key);
+    const pending = this.#begin(name, key);
+    try {
+      return await this.#read(name, key, pending);
+    } finally {
+      this.#end(name, pending);
+    }
+  }
+
+  async #read(name: string, key: string, pending: Pending): Promise<Variant | undefined> {
     let bytes: Buffer;
     try {
       bytes = await readFile(this.#pathOf(name));
       this.#health.succeed();
     } catch (error) {
-      this.#forget(name);
+      if (!pending.isRemoved) this.#forget(name);
       if (!isMissing(error)) this.#health.fail(error);
+      this.#misses++;
+      return undefined;
+    }
+    if (pending.isRemoved) {
+      // Purged or evicted while being read: indexing it again would count bytes no file holds (the removal
+      // unlinked it), and a purged entry would come back.
       this.#misses++;
       return undefined;
     }
@@ -120,21 +149,39 @@ export class DiskCache {
     return entry.variant;
   }
 
-  /** Writes atomically; false when the entry is larger than the whole budget or the disk failed. */
+  /** Writes atomically; false when the entry is larger than the whole budget, the disk failed or a purge won. */
   async set(key: string, variant: Variant): Promise<boolean> {
     if (!this.#health.isAvailable()) return false;
     const bytes = encodeEntry(key, variant, this.#now());
     if (bytes.length > this.#maxBytes) return false;
     const name = fileNameOf(key);
+    const pending = this.#begin(name, key);
+    try {
+      return await this.#write(name, key, bytes, pending);
+    } finally {
+      this.#end(name, pending);
+    }
+  }
+
+  async #write(name: string, key: string, bytes: Buffer, pending: Pending): Promise<boolean> {
     const temp = join(this.#tmpDir, `${name}.${process.pid}.${randomBytes(4).toString("hex")}`);
     try {
       await mkdir(join(this.#dir, name.slice(0, 2)), { recursive: true });
       await writeFile(temp, bytes);
+      if (pending.isRemoved) {
+        await unlink(temp).catch(() => undefined);
+        return false;
+      }
       await rename(temp, this.#pathOf(name));
       this.#health.succeed();
     } catch (error) {
       this.#health.fail(error); // ENOSPC, EACCES, EIO: the entry simply is not kept
       await unlink(temp).catch(() => undefined);
+      return false;
+    }
+    if (pending.isRemoved) {
+      // The removal ran while the file was being renamed into place, maybe before it: unlink what the rename left.
+      await unlink(this.#pathOf(name)).catch(() => undefined);
       return false;
     }
     this.#add(name, key, bytes.length);
@@ -146,25 +193,22 @@ export class DiskCache {
     await this.#remove(fileNameOf(key));
   }
 
-  /** Deletes every indexed entry whose key matches; returns how many. */
+  /** Deletes every entry whose key matches, and cancels matching writes under way; returns how many entries. */
   async deleteWhere(matches: (key: string) => boolean): Promise<number> {
     const doomed = [...this.#index].filter(([, entry]) => matches(entry.key)).map(([name]) => name);
-    for (const name of doomed) await this.#remove(name);
+    const unfinished = [...this.#pending].filter(([, pending]) => matches(pending.key)).map(([name]) => name);
+    await this.#removeAll([...doomed, ...unfinished]);
     return doomed.length;
   }
 
-  /** The original and every variant of `path` (per-image purge). */
-  purgePath(path: string): Promise<number> {
-    return this.deleteWhere((key) => isKeyOfPath(key, path));
-  }
-
-  purgeAll(): Promise<number> {
-    return this.clear();
+  /** Deletes what `scope` names; returns how many entries. */
+  purge(scope: PurgeScope): Promise<number> {
+    return scope.kind === "all" ? this.clear() : this.deleteWhere(keyMatcherOf(scope));
   }
 
   async clear(): Promise<number> {
     const names = [...this.#index.keys()];
-    for (const name of names) await this.#remove(name);
+    await this.#removeAll([...names, ...this.#pending.keys()]);
     return names.length;
   }
 
@@ -200,8 +244,35 @@ export class DiskCache {
   }
 
   async #remove(name: string): Promise<void> {
-    this.#forget(name);
+    this.#drop(name);
     await unlink(this.#pathOf(name)).catch(() => undefined); // already gone: another worker removed it
+  }
+
+  /** Takes every name out of the index and marks its operations at once, then unlinks the files. */
+  async #removeAll(names: readonly string[]): Promise<void> {
+    for (const name of names) this.#drop(name);
+    for (const name of names) await unlink(this.#pathOf(name)).catch(() => undefined);
+  }
+
+  /** Out of the index, and the reads and writes under way lose: later ones start afresh. */
+  #drop(name: string): void {
+    this.#forget(name);
+    const pending = this.#pending.get(name);
+    if (!pending) return;
+    pending.isRemoved = true;
+    this.#pending.delete(name);
+  }
+
+  #begin(name: string, key: string): Pending {
+    let pending = this.#pending.get(name);
+    if (!pending) this.#pending.set(name, (pending = { key, isRemoved: false, users: 0 }));
+    pending.users++;
+    return pending;
+  }
+
+  #end(name: string, pending: Pending): void {
+    pending.users--;
+    if (pending.users === 0 && this.#pending.get(name) === pending) this.#pending.delete(name);
   }
 
   async #evictToBudget(): Promise<void> {

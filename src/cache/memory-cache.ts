@@ -65,11 +65,13 @@ export class MemoryCache implements CacheTier {
     return this.#lru?.get(key);
   }
 
-  /** Stores unless the entry exceeds the per-entry cap (then it is simply not kept). */
-  set(key: string, variant: Variant): void {
-    if (!this.#lru) return;
+  /** Stores unless the entry exceeds the per-entry cap (then it is simply not kept); true when stored. */
+  set(key: string, variant: Variant): boolean {
+    if (!this.#lru) return false;
     this.#lru.set(key, variant);
+    if (!this.#lru.has(key)) return false; // lru-cache refuses an entry over maxEntrySize without a word
     this.#onGrow?.();
+    return this.#lru.has(key); // the memory budget may have had to trim it at once
   }
 
   /** Evicts least-recently-used entries until the cache holds at most `maxBytes` (the memory budget shrinks it). */

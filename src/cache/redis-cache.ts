@@ -1,5 +1,6 @@
 import { createClient, RESP_TYPES } from "redis";
-import { isKeyOfPath, originalKey } from "./cache-key.ts";
+import { keyMatcherOf, originalKey } from "./cache-key.ts";
+import type { PurgeScope } from "./cache-key.ts";
 import { decodeEntry, encodeEntry } from "./entry-codec.ts";
 import type { Variant } from "./tier.ts";
 import type { TierHealth, TierLogger } from "./tier-health.ts";
@@ -134,15 +135,32 @@ export class RedisCache {
     return true;
   }
 
-  /** Deletes the original and every variant of `path` (SCAN, so O(keys in Redis): admin purges only). */
-  async purgePath(path: string): Promise<number> {
-    return this.#unlinkMatching(`${this.#prefix}${escapeGlob(`v:${path}?`)}*`, (key) => isKeyOfPath(key, path), [
-      this.#prefix + originalKey(path),
-    ]);
+  async delete(key: string): Promise<void> {
+    if (!this.#health.isAvailable()) return;
+    try {
+      await this.#client.unlink(this.#prefix + key);
+      this.#health.succeed();
+    } catch (error) {
+      this.#health.fail(error);
+    }
   }
 
-  async purgeAll(): Promise<number> {
-    return this.#unlinkMatching(`${escapeGlob(this.#prefix)}*`, () => true, []);
+  /**
+   * Deletes what `scope` names (SCAN, so O(keys in Redis): admin purges only). The glob narrows the scan; the key
+   * matcher decides, since a glob cannot tell `v:q?<options>` from `v:q?x.jpg?<options>`.
+   */
+  async purge(scope: PurgeScope): Promise<number> {
+    const prefix = escapeGlob(this.#prefix);
+    switch (scope.kind) {
+      case "all":
+        return this.#unlinkMatching(`${prefix}*`, () => true, []);
+      case "path":
+        return this.#unlinkMatching(`${prefix}${escapeGlob(`v:${scope.path}?`)}*`, keyMatcherOf(scope), [
+          this.#prefix + originalKey(scope.path),
+        ]);
+      case "prefix":
+        return this.#unlinkMatching(`${prefix}[ov]:${escapeGlob(scope.prefix)}*`, keyMatcherOf(scope), []);
+    }
   }
 
   stats(): RedisCacheStats {

@@ -16,6 +16,7 @@ export interface Variant {
 export interface CacheTier {
   readonly name: string;
   get(key: string): Variant | undefined | Promise<Variant | undefined>;
-  set(key: string, variant: Variant): void | Promise<void>;
+  /** True when the entry was stored (a tier may refuse one: too large, tier down). */
+  set(key: string, variant: Variant): boolean | Promise<boolean>;
   delete(key: string): void | Promise<void>;
 }

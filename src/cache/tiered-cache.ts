@@ -1,3 +1,4 @@
+import type { PurgeScope } from "./cache-key.ts";
 import type { Variant } from "./tier.ts";
 
 /** A tier below memory: asynchronous, and it never throws (a failure is a miss and a `false`). */
@@ -8,8 +9,9 @@ export interface LowerTier {
   get(key: string): Promise<Variant | undefined>;
   /** True when the entry was stored. */
   set(key: string, variant: Variant): Promise<boolean>;
-  purgePath(path: string): Promise<number>;
-  purgeAll(): Promise<number>;
+  delete(key: string): Promise<void>;
+  /** Deletes what `scope` names; returns how many entries. */
+  purge(scope: PurgeScope): Promise<number>;
 }
 
 export interface LowerHit {
@@ -35,34 +37,41 @@ export class TieredCache {
     this.tiers = tiers;
   }
 
-  /** The first hit, copied into the tiers above it (without waiting for those writes). */
-  async get(key: string): Promise<LowerHit | undefined> {
+  /**
+   * The first hit, copied into the tiers above it (without waiting for those writes) while `shouldPromote()` holds:
+   * the caller says false once a purge began during the lookup, since the hit may be what the purge is deleting.
+   */
+  async get(key: string, shouldPromote: () => boolean = () => true): Promise<LowerHit | undefined> {
     for (let i = 0; i < this.tiers.length; i++) {
       const tier = this.tiers[i]!; // i < length
       const variant = await tier.get(key);
       if (!variant) continue;
-      for (let j = 0; j < i; j++) void this.tiers[j]!.set(key, variant); // j < i < length; set never rejects
+      if (shouldPromote()) for (let j = 0; j < i; j++) void this.tiers[j]!.set(key, variant); // j < i; never rejects
       return { variant, tier: tier.name };
     }
     return undefined;
   }
 
-  /** Writes to every tier; true when a shared tier now holds the entry (other instances can read it). */
-  async set(key: string, variant: Variant): Promise<boolean> {
+  /**
+   * Writes to every tier. `isStored`: some tier now holds the entry; `isShared`: a shared one does (other instances
+   * can read it).
+   */
+  async set(key: string, variant: Variant): Promise<{ isStored: boolean; isShared: boolean }> {
     const stored = await Promise.all(this.tiers.map((tier) => tier.set(key, variant)));
-    return this.tiers.some((tier, i) => tier.isShared && stored[i] === true);
+    return {
+      isStored: stored.includes(true),
+      isShared: this.tiers.some((tier, i) => tier.isShared && stored[i] === true),
+    };
+  }
+
+  async delete(key: string): Promise<void> {
+    await Promise.all(this.tiers.map((tier) => tier.delete(key)));
   }
 
   /** `isLocalOnly`: skip shared tiers (a purge another instance announced has already emptied them). */
-  async purgePath(path: string, isLocalOnly = false): Promise<number> {
+  async purge(scope: PurgeScope, isLocalOnly = false): Promise<number> {
     let removed = 0;
-    for (const tier of this.tiers) if (!(isLocalOnly && tier.isShared)) removed += await tier.purgePath(path);
-    return removed;
-  }
-
-  async purgeAll(isLocalOnly = false): Promise<number> {
-    let removed = 0;
-    for (const tier of this.tiers) if (!(isLocalOnly && tier.isShared)) removed += await tier.purgeAll();
+    for (const tier of this.tiers) if (!(isLocalOnly && tier.isShared)) removed += await tier.purge(scope);
     return removed;
   }
 }

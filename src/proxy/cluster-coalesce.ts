@@ -44,6 +44,8 @@ export class ClusterCoalescer {
   readonly #pollMs: number;
   readonly #bus: ClusterBus;
   readonly #waiters = new Map<string, Set<(isShared: boolean) => void>>();
+  /** Locks this instance holds now: key → token. */
+  readonly #held = new Map<string, string>();
   /** Requests served from another instance's work. */
   waited = 0;
   /** Times this instance held the lock and produced. */
@@ -96,6 +98,7 @@ export class ClusterCoalescer {
     produce: () => Promise<{ result: T; isShared: boolean }>,
   ): Promise<ClusterOutcome<T>> {
     let isShared = false;
+    this.#held.set(key, token);
     try {
       const found = await lookup();
       if (found !== undefined) {
@@ -108,8 +111,25 @@ export class ClusterCoalescer {
       this.produced++;
       return { result: produced.result, waited: false };
     } finally {
-      await this.#release(key, token);
-      await this.#bus.publish({ type: "done", key, isShared });
+      // Unless abandon() has already let go of it (then another flight may hold the key by now).
+      if (this.#held.get(key) === token) {
+        this.#held.delete(key);
+        await this.#release(key, token);
+        await this.#bus.publish({ type: "done", key, isShared });
+      }
+    }
+  }
+
+  /**
+   * A purge abandoned the local flights of matching keys: let go of their locks now rather than when they finish,
+   * so that requests after the purge, on any instance, neither wait for work that will store nothing nor read its
+   * result. `done` without a shared result sends the instances already waiting to do the work themselves.
+   */
+  abandon(matches: (key: string) => boolean): void {
+    for (const [key, token] of this.#held) {
+      if (!matches(key)) continue;
+      this.#held.delete(key);
+      void this.#release(key, token).then(() => this.#bus.publish({ type: "done", key, isShared: false }));
     }
   }
 

@@ -3,7 +3,8 @@ import { createHash } from "node:crypto";
 import type { MemoryCache } from "../cache/memory-cache.ts";
 import type { TieredCache } from "../cache/tiered-cache.ts";
 import type { Variant } from "../cache/tier.ts";
-import { isKeyOfPath, originalKey, variantCacheKey } from "../cache/cache-key.ts";
+import { keyMatcherOf, originalKey, pathMatcherOf, variantCacheKey } from "../cache/cache-key.ts";
+import type { PurgeScope } from "../cache/cache-key.ts";
 import { ProxyError } from "../errors.ts";
 import type { Fetcher, SizeListener } from "../fetcher/fetcher.ts";
 import { sniffImageFormat } from "../image-format.ts";
@@ -15,8 +16,11 @@ import type { TransformLimiter } from "../transform/limiter.ts";
 import type { Transformer } from "../transform/pipeline.ts";
 import type { ClusterCoalescer } from "./cluster-coalesce.ts";
 import { Coalescer } from "./coalesce.ts";
+import type { Flight } from "./coalesce.ts";
 import type { ProxyStats } from "./stats.ts";
 import type { MemoryBudget } from "../memory/memory-budget.ts";
+
+export type { PurgeScope }; // the HTTP layer names purges through the proxy, not the cache module
 
 export interface ImageRequest {
   /**
@@ -42,6 +46,8 @@ export interface ProxyResult {
   readonly collapsed: boolean;
   /** The response depends on Accept (f=auto): send `Vary: Accept`. */
   readonly varyAccept: boolean;
+  /** A miss this request produced was kept by some tier (RFC 9211 `stored`); false for hits and collapsed requests. */
+  readonly isStored: boolean;
   readonly timings: Timings;
 }
 
@@ -52,6 +58,8 @@ interface Produced {
   readonly hitTier?: string;
   /** Another instance produced it while this one waited (cluster-wide coalescing). */
   readonly isClusterWaited?: boolean;
+  /** Produced here and kept by some tier (memory refuses entries over --cache-max-entry-bytes). */
+  readonly isStored?: boolean;
 }
 
 export interface ImageProxyDeps {
@@ -72,7 +80,7 @@ export interface ImageProxyDeps {
   /** Cluster-wide single flight over Redis. */
   readonly cluster?: ClusterCoalescer | undefined;
   /** Tells the other instances about a purge (Redis pub/sub). */
-  readonly announcePurge?: ((path: string | null) => Promise<void>) | undefined;
+  readonly announcePurge?: ((scope: PurgeScope) => Promise<void>) | undefined;
   /** The process's memory budget: each download takes a lease of its expected size first. */
   readonly memory?: MemoryBudget | undefined;
 }
@@ -80,6 +88,13 @@ export interface ImageProxyDeps {
 const NO_TIMINGS: Timings = Object.freeze({});
 /** Before any original has been seen: a 4K JPEG is 2-8 MB. */
 const INITIAL_EXPECTED_ORIGINAL_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Checked right before every store of a flight's result (memory, lower tiers, promotions, the negative cache): false
+ * once a purge of its key began after the flight did, or was under way when it started. Its result may then predate
+ * the purge, and storing it would undo the purge.
+ */
+type ShouldStore = () => boolean;
 
 /** Strong ETag from the bytes: equal bytes, equal tag, on every instance. */
 export function etagOf(body: Buffer): string {
@@ -115,6 +130,8 @@ export class ImageProxy {
   readonly #variantKeys: VariantKeys;
   /** Expected size of the next original (an average of recent ones): what a download reserves before it starts. */
   #expectedOriginalBytes = INITIAL_EXPECTED_ORIGINAL_BYTES;
+  /** Key matchers of the purges under way (usually none). */
+  readonly #purges = new Set<(key: string) => boolean>();
 
   constructor(deps: ImageProxyDeps) {
     this.#deps = deps;
@@ -138,7 +155,14 @@ export class ImageProxy {
       const cached = this.#deps.originals.get(originalKey(request.path));
       if (!cached) return undefined;
       this.#deps.stats.hits++;
-      return { variant: cached, cacheStatus: "hit", collapsed: false, varyAccept: false, timings: NO_TIMINGS };
+      return {
+        variant: cached,
+        cacheStatus: "hit",
+        collapsed: false,
+        varyAccept: false,
+        isStored: false,
+        timings: NO_TIMINGS,
+      };
     }
     const { canonical } = this.#variantKeys.resolve(request.options, request.accept);
     const cached = this.#deps.variants.get(variantCacheKey(request.path, canonical));
@@ -149,6 +173,7 @@ export class ImageProxy {
       cacheStatus: "hit",
       collapsed: false,
       varyAccept: request.options.format === "auto",
+      isStored: false,
       timings: NO_TIMINGS,
     };
   }
@@ -167,9 +192,12 @@ export class ImageProxy {
     const key = variantCacheKey(request.path, canonical);
     const varyAccept = options.format === "auto";
     const { stats } = this.#deps;
-    const { promise, joined } = this.#variantFlights.run(key, () =>
-      this.#throughTiers(key, this.#deps.variants, () => this.#produceVariant(key, request.path, options, format)),
-    );
+    const { promise, joined } = this.#variantFlights.run(key, (flight) => {
+      const shouldStore = this.#shouldStoreFor(key, flight);
+      return this.#throughTiers(key, this.#deps.variants, shouldStore, () =>
+        this.#produceVariant(key, request.path, options, format, shouldStore),
+      );
+    });
     if (joined) stats.coalesced++;
     return this.#result(await promise, joined, varyAccept);
   }
@@ -179,16 +207,24 @@ export class ImageProxy {
     const isHit = produced.hitTier !== undefined;
     if (isHit) this.#deps.stats.hits++;
     else this.#deps.stats.misses++;
+    const collapsed = joined || produced.isClusterWaited === true;
     return {
       variant: produced.variant,
       cacheStatus: isHit ? "hit" : "miss",
-      collapsed: joined || produced.isClusterWaited === true,
+      collapsed,
       varyAccept,
+      isStored: !isHit && !collapsed && produced.isStored === true,
       timings: produced.timings,
     };
   }
 
-  async #produceVariant(key: string, path: string, options: TransformOptions, format: OutputFormat): Promise<Produced> {
+  async #produceVariant(
+    key: string,
+    path: string,
+    options: TransformOptions,
+    format: OutputFormat,
+    shouldStore: ShouldStore,
+  ): Promise<Produced> {
     const original = await this.#getOriginal(path);
     const result = await this.#deps.transformer.transform(original.variant.body, options, format);
     const variant: Variant = {
@@ -199,28 +235,43 @@ export class ImageProxy {
       height: result.height,
       originalBytes: original.variant.originalBytes,
     };
-    this.#deps.variants.set(key, variant);
-    return { variant, timings: { ...original.timings, queueMs: result.queueMs, transformMs: result.transformMs } };
+    return {
+      variant,
+      timings: { ...original.timings, queueMs: result.queueMs, transformMs: result.transformMs },
+      isStored: shouldStore() && this.#deps.variants.set(key, variant),
+    };
   }
 
   /**
    * After a memory miss: the lower tiers (a hit there is promoted to memory), else produce (coalesced across the
    * cluster when Redis is configured) and store in every tier. Without lower tiers this is just `produce()`.
    */
-  async #throughTiers(key: string, memory: MemoryCache, produce: () => Promise<Produced>): Promise<Produced> {
+  async #throughTiers(
+    key: string,
+    memory: MemoryCache,
+    shouldStore: ShouldStore,
+    produce: () => Promise<Produced>,
+  ): Promise<Produced> {
     const { lower, cluster } = this.#deps;
     if (!lower) return produce();
     const lookup = async (): Promise<Produced | undefined> => {
-      const hit = await lower.get(key);
+      const hit = await lower.get(key, shouldStore);
       if (!hit) return undefined;
-      memory.set(key, hit.variant);
+      if (shouldStore()) memory.set(key, hit.variant);
       return { variant: hit.variant, timings: {}, hitTier: hit.tier };
     };
     const found = await lookup();
     if (found) return found;
     const produceAndStore = async (): Promise<{ result: Produced; isShared: boolean }> => {
       const result = await produce();
-      return { result, isShared: await lower.set(key, result.variant) };
+      if (!shouldStore()) return { result, isShared: false };
+      const { isStored, isShared } = await lower.set(key, result.variant);
+      if (shouldStore()) return { result: isStored ? { ...result, isStored } : result, isShared };
+      // A purge arrived while the entry was being written. This instance's own purges catch such writes (the disk
+      // tier cancels them, Redis runs the SET before the purge's SCAN), but another instance's SCAN may have passed
+      // the key before our SET landed: take the entry back out.
+      await lower.delete(key);
+      return { result: { ...result, isStored: false }, isShared: false };
     };
     if (!cluster) return (await produceAndStore()).result;
     const outcome = await cluster.run(key, lookup, produceAndStore);
@@ -230,37 +281,73 @@ export class ImageProxy {
   }
 
   /**
-   * Removes the original and every variant of `path` from every tier and, with Redis, on every instance. Lower tiers
-   * go first: emptying memory first would let a request in between promote the old entry back from disk or Redis.
+   * Removes what `scope` names from every tier and, with Redis, on every instance. Lower tiers go first: emptying
+   * memory first would let a request in between promote the old entry back from disk or Redis.
    */
-  async purge(path: string): Promise<number> {
-    const removed = (await this.#deps.lower?.purgePath(path)) ?? 0;
-    await this.#deps.announcePurge?.(path);
-    return removed + this.purgeLocal(path);
+  purge(scope: PurgeScope): Promise<number> {
+    return this.#fenced(scope, async () => {
+      const removed = (await this.#deps.lower?.purge(scope)) ?? 0;
+      await this.#deps.announcePurge?.(scope);
+      return removed + this.#purgeMemory(scope);
+    });
   }
 
-  async purgeAll(): Promise<number> {
-    const removed = (await this.#deps.lower?.purgeAll()) ?? 0;
-    await this.#deps.announcePurge?.(null);
-    return removed + this.purgeLocal(null);
+  /** Another instance purged `scope`: drop it from memory and local tiers (it already emptied the shared ones). */
+  async applyRemotePurge(scope: PurgeScope): Promise<void> {
+    await this.#fenced(scope, async () => {
+      await this.#deps.lower?.purge(scope, true);
+      this.#purgeMemory(scope);
+    });
   }
 
-  /** Memory only (null: everything); synchronous. */
-  purgeLocal(path: string | null): number {
-    if (path === null) {
+  /**
+   * Runs `purge` so that no work racing it can store a result from before it (see ShouldStore):
+   *
+   * ```text
+   * flight A ──────────────────────────┤ done: answers its waiters, stores nothing (abandoned at ①)
+   * purge           ① abandon ···· tiers, memory ···· ② abandon
+   * flight B               ├──────────────────────────┤ started during the purge: stores nothing (abandoned at ②)
+   * request            ├ joins A?  no: A left the in-flight map at ①; a request after ② starts a flight C
+   * ```
+   * Purges are rare, so that a few flights around one do their work again costs little.
+   */
+  async #fenced<T>(scope: PurgeScope, purge: () => Promise<T>): Promise<T> {
+    const matches = keyMatcherOf(scope);
+    this.#purges.add(matches);
+    this.#abandonFlights(matches);
+    try {
+      return await purge();
+    } finally {
+      this.#purges.delete(matches);
+      this.#abandonFlights(matches);
+    }
+  }
+
+  #abandonFlights(matches: (key: string) => boolean): void {
+    this.#originalFlights.abandon(matches);
+    this.#variantFlights.abandon(matches);
+    this.#deps.cluster?.abandon(matches);
+  }
+
+  /** The flight's ShouldStore; it remembers whether the flight began while a purge of its key was under way. */
+  #shouldStoreFor(key: string, flight: Flight): ShouldStore {
+    let isBornInPurge = false;
+    for (const matches of this.#purges) isBornInPurge ||= matches(key);
+    return isBornInPurge ? () => false : () => !flight.isAbandoned;
+  }
+
+  /** Memory and the negative cache; synchronous. */
+  #purgeMemory(scope: PurgeScope): number {
+    if (scope.kind === "all") {
       this.#notFound?.clear();
       return this.#deps.originals.clear() + this.#deps.variants.clear();
     }
-    this.#notFound?.delete(path);
-    const matches = (key: string): boolean => isKeyOfPath(key, path);
+    if (this.#notFound) {
+      const matches = pathMatcherOf(scope);
+      for (const path of [...this.#notFound.keys()]) if (matches(path)) this.#notFound.delete(path);
+    }
+    const matches = keyMatcherOf(scope);
     return this.#deps.originals.deleteWhere(matches) + this.#deps.variants.deleteWhere(matches);
-  }
-
-  /** Another instance purged `path`: drop it from memory and local tiers (it already emptied the shared ones). */
-  async applyRemotePurge(path: string | null): Promise<void> {
-    if (path === null) await this.#deps.lower?.purgeAll(true);
-    else await this.#deps.lower?.purgePath(path, true);
-    this.purgeLocal(path);
   }
 
   /** The original from cache, or fetched once however many callers ask. */
@@ -271,14 +358,16 @@ export class ImageProxy {
   }
 
   #original(path: string): { promise: Promise<Produced>; joined: boolean } {
-    const flight = this.#originalFlights.run(path, () =>
-      this.#throughTiers(originalKey(path), this.#deps.originals, () => this.#fetchOriginal(path)),
-    );
-    if (flight.joined) this.#deps.stats.coalesced++;
-    return flight;
+    const key = originalKey(path);
+    const run = this.#originalFlights.run(key, (flight) => {
+      const shouldStore = this.#shouldStoreFor(key, flight);
+      return this.#throughTiers(key, this.#deps.originals, shouldStore, () => this.#fetchOriginal(path, shouldStore));
+    });
+    if (run.joined) this.#deps.stats.coalesced++;
+    return run;
   }
 
-  async #fetchOriginal(path: string): Promise<Produced> {
+  async #fetchOriginal(path: string, shouldStore: ShouldStore): Promise<Produced> {
     const { stats, fetcher } = this.#deps;
     const remembered = this.#notFound?.get(path);
     if (remembered) {
@@ -310,7 +399,8 @@ export class ImageProxy {
       stats.originErrors++;
       const code = error instanceof ProxyError ? error.code : "INTERNAL";
       stats.originErrorsByCode.set(code, (stats.originErrorsByCode.get(code) ?? 0) + 1);
-      if (error instanceof ProxyError && error.code === "ORIGIN_NOT_FOUND") this.#notFound?.set(path, error);
+      if (error instanceof ProxyError && error.code === "ORIGIN_NOT_FOUND" && shouldStore())
+        this.#notFound?.set(path, error);
       throw error;
     } finally {
       lease?.release();
@@ -319,8 +409,11 @@ export class ImageProxy {
     const originMs = performance.now() - started;
     const format = this.#checkFormat(body);
     const variant = originalVariant(body, format);
-    this.#deps.originals.set(originalKey(path), variant);
-    return { variant, timings: { originMs } };
+    return {
+      variant,
+      timings: { originMs },
+      isStored: shouldStore() && this.#deps.originals.set(originalKey(path), variant),
+    };
   }
 
   #checkFormat(body: Buffer): ImageFormat {

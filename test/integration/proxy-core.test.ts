@@ -6,10 +6,10 @@ import { request as httpRequest } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../../src/app.ts";
 import { etagOf } from "../../src/proxy/image-proxy.ts";
-import { makeJpeg, makePng, sha256 } from "../helpers/images.ts";
+import { imageFacts, makeJpeg, makePng, sha256 } from "../helpers/images.ts";
 import { startProxy } from "../helpers/proxy.ts";
 import { bytesRoute, startTestOrigin } from "../helpers/test-origin.ts";
-import type { TestOrigin } from "../helpers/test-origin.ts";
+import type { Route, TestOrigin } from "../helpers/test-origin.ts";
 
 let origin: TestOrigin;
 let jpeg: Buffer;
@@ -259,6 +259,100 @@ describe("proxy core", () => {
     expect(expired.headers.get("x-cache")).toBe("MISS");
     await expired.arrayBuffer();
     expect(origin.count("/photo.jpg")).toBe(before + 1);
+  });
+});
+
+describe("Cache-Status", () => {
+  it("says stored only when a tier kept the entry: not when it exceeds --cache-max-entry-bytes", async () => {
+    const small = await proxyFor({ origin: origin.url, cacheMaxEntryBytes: 2048 });
+    const tiny = await fetch(`${small.url}/img/photo.jpg?w=8&f=webp`);
+    expect(tiny.headers.get("cache-status")).toBe("imagika; fwd=miss; stored");
+    expect(small.variants.stats().entries).toBe(1);
+    const big = await fetch(`${small.url}/img/photo.jpg?w=600&f=png`); // far over 2 KiB
+    expect(big.status).toBe(200);
+    expect(big.headers.get("cache-status")).toBe("imagika; fwd=miss");
+    expect(small.variants.stats().entries).toBe(1);
+    expect((await fetch(`${small.url}/img/photo.jpg?w=600&f=png`)).headers.get("cache-status")).toBe(
+      "imagika; fwd=miss",
+    );
+    // The original (640x480 JPEG, over 2 KiB) was not kept either.
+    expect((await fetch(`${small.url}/img/photo.jpg`)).headers.get("cache-status")).toBe("imagika; fwd=miss");
+  });
+
+  it("says stored when a lower tier kept what memory refused", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "imagika-stored-"));
+    const app = await proxyFor({ origin: origin.url, cacheMaxEntryBytes: 2048, diskCacheDir: dir });
+    const big = await fetch(`${app.url}/img/photo.jpg?w=600&f=png`);
+    expect(big.headers.get("cache-status")).toBe("imagika; fwd=miss; stored");
+    expect(app.variants.stats().entries).toBe(0);
+    expect((await fetch(`${app.url}/img/photo.jpg?w=600&f=png`)).headers.get("cache-status")).toBe("imagika; hit");
+  });
+});
+
+describe("purges and the work in flight", () => {
+  /** Holds the first request for `path` until release(); later ones get `next` at once. */
+  function heldThenFresh(next: Buffer): { route: Route; release(body: Buffer): void } {
+    let held: Parameters<Route>[1] | undefined;
+    return {
+      route: (_req, res) => {
+        if (held === undefined) held = res;
+        else bytesRoute(next, "image/jpeg")(_req, res);
+      },
+      release(body) {
+        held?.writeHead(200, { "content-type": "image/jpeg", "content-length": body.byteLength });
+        held?.end(body);
+      },
+    };
+  }
+
+  async function until(check: () => boolean | Promise<boolean>): Promise<void> {
+    for (let i = 0; i < 250 && !(await check()); i++) await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+
+  async function diskEntries(app: App): Promise<number> {
+    const stats = (await (await fetch(`${app.url}/api/stats`)).json()) as { tiers: { disk: { entries: number } } };
+    return stats.tiers.disk.entries;
+  }
+
+  it("does not store what a fetch begun before a purge brings back, and lets no later request join it", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "imagika-fence-"));
+    const app = await proxyFor({ origin: origin.url, adminToken: "t", diskCacheDir: dir });
+    const old = await makeJpeg(200, 100, 21);
+    const fresh = await makeJpeg(300, 300, 22); // another aspect ratio: at w=80, 40 px high when old, 80 when fresh
+    const held = heldThenFresh(fresh);
+    origin.set("/fenced.jpg", held.route);
+
+    const first = fetch(`${app.url}/img/fenced.jpg?w=80`);
+    await until(() => origin.count("/fenced.jpg") === 1);
+    const joined = fetch(`${app.url}/img/fenced.jpg?w=80`); // waits on the same flight
+    for (const pending of [first, joined]) pending.catch(() => undefined); // if the test fails first: no stray errors
+    await until(() => app.stats.coalesced >= 1);
+    const purge = await fetch(`${app.url}/api/cache/fenced.jpg`, {
+      method: "DELETE",
+      headers: { authorization: "Bearer t" },
+    });
+    expect(purge.status).toBe(200);
+
+    // After the purge: a new fetch (the origin now has the fresh bytes), not a seat on the old flight.
+    const after = await fetch(`${app.url}/img/fenced.jpg?w=80`, { signal: AbortSignal.timeout(3000) });
+    expect(origin.count("/fenced.jpg")).toBe(2);
+    expect(after.headers.get("x-cache")).toBe("MISS");
+    const freshBody = Buffer.from(await after.arrayBuffer());
+    expect(await imageFacts(freshBody)).toMatchObject({ width: 80, height: 80 });
+
+    held.release(old);
+    for (const res of await Promise.all([first, joined])) {
+      expect(res.status).toBe(200); // those already waiting still get their answer
+      expect(await imageFacts(Buffer.from(await res.arrayBuffer()))).toMatchObject({ width: 80, height: 40 });
+    }
+    // The old flight stored nothing: memory and disk hold the fresh entries only, and a hit serves the fresh bytes.
+    const again = await fetch(`${app.url}/img/fenced.jpg?w=80`);
+    expect(again.headers.get("x-cache")).toBe("HIT");
+    expect(Buffer.from(await again.arrayBuffer()).equals(freshBody)).toBe(true);
+    expect(app.originals.get("o:fenced.jpg")?.body.equals(fresh)).toBe(true);
+    expect(await diskEntries(app)).toBe(2);
+    const original = await fetch(`${app.url}/img/fenced.jpg`);
+    expect(Buffer.from(await original.arrayBuffer()).equals(fresh)).toBe(true);
   });
 });
 

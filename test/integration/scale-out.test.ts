@@ -9,7 +9,7 @@ import type { ProxyOverrides } from "../helpers/proxy.ts";
 import { connectRedis, deletePrefix, startPrivateRedis, SHARED_REDIS_URL, uniquePrefix } from "../helpers/redis.ts";
 import type { PrivateRedis, TestRedisClient } from "../helpers/redis.ts";
 import { bytesRoute, startTestOrigin } from "../helpers/test-origin.ts";
-import type { TestOrigin } from "../helpers/test-origin.ts";
+import type { Route, TestOrigin } from "../helpers/test-origin.ts";
 
 /**
  * Three in-process proxies sharing one Redis are three independent instances: separate memory caches, coalescers,
@@ -161,6 +161,102 @@ describe("scale-out over Redis", () => {
     const after = await get(b!, `${path}?w=100`);
     expect(after.cache).toBe("MISS");
     expect(origin.count(`/${path}`)).toBe(before + 1);
+  });
+
+  it("purges a path prefix on every instance: memory, disk and Redis, and nothing outside it", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "imagika-prefix-"));
+    dirs.push(dir);
+    const [a, b] = await cluster(2, { adminToken: "secret", diskCacheDir: dir });
+    const prefix = prefixes.at(-1)!; // cluster() just pushed it
+    origin.set("/albums/one.jpg", bytesRoute(jpeg, "image/jpeg"));
+    origin.set("/albums/two.jpg", bytesRoute(jpeg, "image/jpeg"));
+    origin.set("/kept.jpg", bytesRoute(jpeg, "image/jpeg"));
+    for (const path of ["albums/one.jpg?w=60", "albums/two.jpg?w=60", "kept.jpg?w=60"]) await get(b!, path);
+    expect(b!.variants.stats().entries).toBe(3);
+    const res = await fetch(`${a!.url}/api/cache?prefix=albums/`, {
+      method: "DELETE",
+      headers: { authorization: "Bearer secret" },
+    });
+    expect(await res.json()).toMatchObject({ prefix: "albums/" });
+    await eventually(() => Promise.resolve(b!.variants.stats().entries === 1));
+    expect(b!.variants.keys()[0]).toMatch(/^v:kept\.jpg\?/);
+    expect(b!.originals.keys()).toEqual(["o:kept.jpg"]);
+    expect((await statsOf(b!)).tiers.disk!.entries).toBe(2);
+    const left: string[] = [];
+    for await (const keys of redis.scanIterator({ MATCH: `${prefix}c:*`, COUNT: 100 })) left.push(...keys);
+    expect(left.map((key) => key.slice(prefix.length)).sort()).toEqual([
+      "c:o:kept.jpg",
+      expect.stringMatching(/^c:v:kept\.jpg\?/) as string,
+    ]);
+    expect((await get(b!, "albums/one.jpg?w=60")).cache).toBe("MISS");
+  });
+
+  it("stores nothing a flight begun before another instance's purge brings back, and frees its key cluster-wide", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "imagika-remote-fence-"));
+    dirs.push(dir);
+    const [a, b] = await cluster(2, { adminToken: "secret", diskCacheDir: dir });
+    const prefix = prefixes.at(-1)!; // cluster() just pushed it
+    const old = await makeJpeg(200, 100, 31);
+    const fresh = await makeJpeg(300, 300, 32); // at w=80: 40 px high when old, 80 when fresh
+    let held: Parameters<Route>[1] | undefined;
+    origin.set("/fence/held.jpg", (req, res) => {
+      if (held === undefined) held = res;
+      else bytesRoute(fresh, "image/jpeg")(req, res);
+    });
+    servedImage("fence/warm.jpg");
+    await get(b!, "fence/warm.jpg?w=50");
+
+    const first = get(b!, "fence/held.jpg?w=80"); // B fetches, holding the cluster-wide lock
+    first.catch(() => undefined);
+    await eventually(() => Promise.resolve(origin.count("/fence/held.jpg") === 1));
+    const purge = await fetch(`${a!.url}/api/cache?prefix=fence/`, {
+      method: "DELETE",
+      headers: { authorization: "Bearer secret" },
+    });
+    expect(purge.status).toBe(200);
+    await eventually(() => Promise.resolve(b!.variants.stats().entries === 0)); // B applied it
+
+    // Neither instance waits for B's old flight: it let go of the key when the purge reached it.
+    for (const app of [a!, b!]) {
+      const res = await fetch(`${app.url}/img/fence/held.jpg?w=80`, { signal: AbortSignal.timeout(3000) });
+      expect(await imageFacts(Buffer.from(await res.arrayBuffer()))).toMatchObject({ width: 80, height: 80 });
+    }
+    expect(origin.count("/fence/held.jpg")).toBeGreaterThanOrEqual(2);
+
+    held!.writeHead(200, { "content-type": "image/jpeg", "content-length": old.byteLength });
+    held!.end(old);
+    const answered = await first;
+    expect(answered.status).toBe(200); // the request already waiting still gets its answer
+    expect(await imageFacts(answered.body)).toMatchObject({ width: 80, height: 40 });
+    await new Promise((resolve) => setTimeout(resolve, 100)); // let any (wrong) late store land
+
+    for (const app of [a!, b!]) {
+      const again = await get(app, "fence/held.jpg?w=80");
+      expect(await imageFacts(again.body)).toMatchObject({ width: 80, height: 80 });
+    }
+    const stored = await redis.get(`${prefix}c:o:fence/held.jpg`);
+    expect(stored).not.toBeNull();
+    expect(b!.originals.get("o:fence/held.jpg")?.body.equals(old)).not.toBe(true);
+  });
+
+  it("applies a purge published right behind malformed messages in the same read", async () => {
+    const [app] = await cluster(1);
+    const prefix = prefixes.at(-1)!; // cluster() just pushed it
+    const path = servedImage("bus-junk.jpg");
+    expect((await get(app!, `${path}?w=90`)).status).toBe(200);
+    expect(app!.variants.stats().entries).toBe(1);
+    const purge = JSON.stringify({ from: "another-instance", message: { type: "purge", path } });
+    // One MULTI: Redis sends the four messages back to back, so the subscriber decodes them from one read.
+    await redis
+      .multi()
+      .publish(`${prefix}events`, "null")
+      .publish(`${prefix}events`, "{}")
+      .publish(`${prefix}events`, "\u0000garbage{")
+      .publish(`${prefix}events`, purge)
+      .exec();
+    await eventually(() =>
+      Promise.resolve(app!.variants.stats().entries === 0 && app!.originals.stats().entries === 0),
+    );
   });
 });
 

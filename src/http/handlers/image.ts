@@ -29,6 +29,8 @@ export interface ImageHandlerOptions {
 const HIT_LINES = "cache-status: imagika; hit\r\nx-cache: HIT\r\n";
 const COLLAPSED_LINES = "cache-status: imagika; fwd=miss; collapsed\r\nx-cache: MISS\r\n";
 const STORED_LINES = "cache-status: imagika; fwd=miss; stored\r\nx-cache: MISS\r\n";
+/** A miss no tier kept (larger than --cache-max-entry-bytes, or produced while a purge ran). */
+const MISS_LINES = "cache-status: imagika; fwd=miss\r\nx-cache: MISS\r\n";
 
 /** The headers that are the same on every image response, as validated lines (see header-lines.ts). */
 export function imageHeaderLines(options: {
@@ -68,8 +70,11 @@ const SIGNED_REMOTE_KEYS: ReadonlySet<string> = new Set(["url", ...SIGNATURE_KEY
 /** Longest remote source URL accepted. */
 const MAX_REMOTE_URL_LENGTH = 2048;
 
-/** `/img?url=<absolute http(s) URL>`: the one source of a remote-mode request, normalised by WHATWG URL parsing. */
-function remoteSource(params: URLSearchParams): string {
+/**
+ * `/img?url=<absolute http(s) URL>`: the one source of a remote-mode request, normalised by WHATWG URL parsing. Also
+ * what `DELETE /api/cache?url=` purges, so both name a source by the same string.
+ */
+export function remoteSource(params: URLSearchParams): string {
   const values = params.getAll("url");
   if (values.length !== 1 || values[0] === undefined || values[0] === "") {
     throw new ProxyError("INVALID_OPTIONS", "remote mode needs exactly one url=<absolute http(s) URL>");
@@ -180,7 +185,13 @@ function sendVariant(
   // table, the ETag from our hash (entries read from disk or Redis are checked by the entry codec), the rest are our
   // own templates and numbers, and the request id was matched against REQUEST_ID or made by randomUUID().
   let lines = `content-type: ${CONTENT_TYPES[variant.format]}\r\netag: ${variant.etag}\r\n${
-    result.cacheStatus === "hit" ? HIT_LINES : result.collapsed ? COLLAPSED_LINES : STORED_LINES
+    result.cacheStatus === "hit"
+      ? HIT_LINES
+      : result.collapsed
+        ? COLLAPSED_LINES
+        : result.isStored
+          ? STORED_LINES
+          : MISS_LINES
   }server-timing: ${serverTiming(result, started)}\r\n`;
   if (result.varyAccept) lines += "vary: Accept\r\n";
   for (let i = 0; i + 1 < extraHeaders.length; i += 2) lines += `${extraHeaders[i]!}: ${extraHeaders[i + 1]!}\r\n`; // pairs

@@ -1,4 +1,5 @@
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { execFileSync } from "node:child_process";
+import { mkdir, mkdtemp, open, readdir, readFile, rm, unlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -59,6 +60,28 @@ async function entryFiles(dir: string): Promise<string[]> {
     for (const name of await readdir(join(dir, shard))) files.push(join(dir, shard, name));
   }
   return files;
+}
+
+/**
+ * Replaces the entry file of `key` (the only one in `dir`) with a named pipe holding the same bytes, so a read of it
+ * waits until the test lets it finish: `release()` writes the bytes and closes the pipe. The test can act (purge,
+ * evict) while a DiskCache.get is provably between opening the file and having read it.
+ */
+async function heldEntry(dir: string): Promise<{ start(): Promise<void>; release(): Promise<void> }> {
+  const [file] = await entryFiles(dir);
+  if (file === undefined) throw new Error("no entry file");
+  const bytes = await readFile(file);
+  await unlink(file);
+  execFileSync("mkfifo", [file]);
+  let writer: Awaited<ReturnType<typeof open>> | undefined;
+  return {
+    // Opening the write end waits for the reader, so once this resolves the read has begun.
+    start: async () => void (writer = await open(file, "w")),
+    release: async () => {
+      await writer?.write(bytes);
+      await writer?.close();
+    },
+  };
 }
 
 describe("DiskCache", () => {
@@ -149,6 +172,56 @@ describe("DiskCache", () => {
     await a.delete("v:shared");
     expect(await b.get("v:shared")).toBeUndefined();
     expect(b.stats().entries).toBe(0);
+  });
+
+  it("does not index again an entry purged while it was being read: no phantom bytes, and it stays gone", async () => {
+    const dir = await tempDir();
+    const cache = await openCache(dir);
+    await cache.set("v:held.jpg?w=1", variant(700));
+    const held = await heldEntry(dir);
+    const reading = cache.get("v:held.jpg?w=1");
+    await held.start();
+    expect(await cache.purge({ kind: "path", path: "held.jpg" })).toBe(1);
+    await held.release();
+    expect(await reading).toBeUndefined(); // the purge finished first: its entry is gone for everyone
+    expect(cache.stats()).toMatchObject({ entries: 0, bytes: 0 });
+    expect(await entryFiles(dir)).toHaveLength(0);
+    expect(await cache.get("v:held.jpg?w=1")).toBeUndefined();
+  });
+
+  it("does not index again an entry evicted while it was being read", async () => {
+    const dir = await tempDir();
+    const probe = await openCache(await tempDir());
+    await probe.set("k0", variant(1000));
+    const entryBytes = probe.stats().bytes;
+    const cache = await openCache(dir, { maxBytes: entryBytes }); // room for one entry
+    await cache.set("k0", variant(1000));
+    const held = await heldEntry(dir);
+    const reading = cache.get("k0");
+    await held.start();
+    await cache.set("k1", variant(1000, 2)); // evicts k0
+    await held.release();
+    expect(await reading).toBeUndefined();
+    expect(cache.stats()).toMatchObject({ entries: 1, bytes: entryBytes, evictions: 1 });
+    expect(await entryFiles(dir)).toHaveLength(1);
+  });
+
+  it("removes an entry whose write was still under way when a purge began", async () => {
+    const dir = await tempDir();
+    const cache = await openCache(dir);
+    for (const purge of [
+      () => cache.purge({ kind: "path", path: "late.jpg" }),
+      () => cache.purge({ kind: "prefix", prefix: "la" }),
+      () => cache.purge({ kind: "all" }),
+      () => cache.delete("v:late.jpg?w=1"),
+    ]) {
+      const storing = cache.set("v:late.jpg?w=1", variant(300)); // writes, renames, then indexes
+      await purge();
+      expect(await storing).toBe(false);
+      expect(cache.stats()).toMatchObject({ entries: 0, bytes: 0 });
+      expect(await entryFiles(dir)).toHaveLength(0);
+      expect(await cache.get("v:late.jpg?w=1")).toBeUndefined();
+    }
   });
 
   it("counts a failing disk as one episode and keeps answering misses", async () => {

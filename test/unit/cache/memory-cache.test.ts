@@ -29,10 +29,10 @@ describe("MemoryCache", () => {
 
   it("serves but does not keep entries above the per-entry cap", () => {
     const cache = new MemoryCache({ name: "t", maxBytes: 1_000_000, maxEntryBytes: 5000, ttlSeconds: 0 });
-    cache.set("big", variant(10_000));
+    expect(cache.set("big", variant(10_000))).toBe(false); // the proxy reports it (no Cache-Status "stored")
     expect(cache.has("big")).toBe(false);
     expect(cache.stats().bytes).toBe(0);
-    cache.set("small", variant(100));
+    expect(cache.set("small", variant(100))).toBe(true);
     expect(cache.stats().bytes).toBe(100 + "small".length + ENTRY_OVERHEAD_BYTES);
   });
 
