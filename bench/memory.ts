@@ -106,6 +106,12 @@ const CONFIGS: Record<string, MemoryConfig> = {
     nodeFlags: ["--no-memory-reducer", "--expose-gc"],
     isLimited: false,
   },
+  shippedArena2: {
+    name: "glibc MALLOC_ARENA_MAX=2 + --expose-gc, limited",
+    env: { IMAGIKA_ALLOCATOR: "system", MALLOC_ARENA_MAX: "2" },
+    nodeFlags: ["--no-memory-reducer", "--expose-gc"],
+    isLimited: true,
+  },
   ipx: { name: "ipx 3.1.1 (glibc as shipped)", env: {}, isLimited: false, system: "ipx" },
   shippedGlibc: {
     name: "as shipped without libjemalloc2: tuned glibc + --expose-gc",
