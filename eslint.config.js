@@ -3,7 +3,7 @@ import js from "@eslint/js";
 import globals from "globals";
 import tseslint from "typescript-eslint";
 
-/** Module boundaries from STYLE.md: each folder may only reach the seams it is allowed to. */
+/** Module boundaries: each folder may only reach the seams it is allowed to. */
 const boundary = (/** @type {string[]} */ patterns, /** @type {string} */ message) => ({
   "no-restricted-imports": /** @type {import("eslint").Linter.RuleEntry} */ ([
     "error",
