@@ -21,7 +21,7 @@ import { ImageProxy } from "./proxy/image-proxy.ts";
 import { ProxyStats } from "./proxy/stats.ts";
 import { TokenBucketLimiter } from "./rate-limit/token-bucket.ts";
 import { createScaleOut } from "./scale-out.ts";
-import { TransformLimiter } from "./transform/limiter.ts";
+import { WorkLimiter } from "./transform/limiter.ts";
 import { Transformer } from "./transform/pipeline.ts";
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -87,7 +87,11 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const scaleOut = await createScaleOut(config, log);
   const proxy = new ImageProxy({
     fetcher,
-    fetchLimiter: new TransformLimiter({ concurrency: config.origin.concurrency, queue: config.origin.queue }),
+    fetchLimiter: new WorkLimiter({
+      name: "origin fetches",
+      concurrency: config.origin.concurrency,
+      queue: config.origin.queue,
+    }),
     remote,
     originals,
     variants,

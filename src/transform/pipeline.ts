@@ -6,7 +6,7 @@ import type { TransformConfig } from "../config/config.ts";
 import { isProxyError, ProxyError } from "../errors.ts";
 import { sniffImageFormat } from "../image-format.ts";
 import type { ImageFormat } from "../image-format.ts";
-import { TransformLimiter } from "./limiter.ts";
+import { WorkLimiter } from "./limiter.ts";
 import type { OutputFormat } from "./negotiate.ts";
 import type { TransformOptions } from "./options.ts";
 import { colour } from "./steps/colour.ts";
@@ -52,14 +52,14 @@ interface SourceHeader {
  */
 export class Transformer {
   readonly #config: TransformConfig;
-  readonly #limiter: TransformLimiter;
+  readonly #limiter: WorkLimiter;
   #transforms = 0;
   #failures = 0;
   #renders = 0;
 
   constructor(config: TransformConfig) {
     this.#config = config;
-    this.#limiter = new TransformLimiter({ concurrency: config.concurrency, queue: config.queue });
+    this.#limiter = new WorkLimiter({ name: "transforms", concurrency: config.concurrency, queue: config.queue });
     configureSharp(config);
   }
 
