@@ -43,11 +43,7 @@ export async function handlePurge(
     res.setHeader("allow", "DELETE");
     throw new ProxyError("METHOD_NOT_ALLOWED", "use DELETE to purge");
   }
-  if (!isAuthorized(req, adminToken)) {
-    res.setHeader("www-authenticate", 'Bearer realm="imagika-admin"');
-    sendJson(res, 401, { error: "UNAUTHORIZED", message: "a valid admin bearer token is required" });
-    return;
-  }
+  if (!isAuthorized(req, adminToken)) throw new ProxyError("UNAUTHORIZED", "a valid admin bearer token is required");
   const pathname = url.split("?")[0] ?? url;
   if (pathname === "/api/cache" || pathname === "/api/cache/") {
     sendJson(res, 200, { purged: await proxy.purgeAll() });
