@@ -5,7 +5,10 @@ interface ErrorSpec {
   readonly headers?: Readonly<Record<string, string>>;
 }
 
-/** Every error the proxy answers with, by status; only http/respond.ts turns them into responses. */
+/**
+ * Every error the proxy answers with, by status. Only http/respond.ts turns them into responses; README.md's error
+ * table is generated from this one (`npm run docs`, renderErrorTable).
+ */
 export const ERRORS = {
   INVALID_OPTIONS: { status: 400, description: "an unknown, repeated or malformed option (the message names it)" },
   INVALID_PATH: { status: 400, description: "an image path that is empty, badly encoded or leaves the origin's root" },
@@ -89,4 +92,22 @@ export class ProxyError extends Error {
 
 export function isProxyError(error: unknown): error is ProxyError {
   return error instanceof ProxyError;
+}
+
+/** Where README.md's error table sits (scripts/gen-docs.ts replaces what is between). */
+export const ERROR_TABLE_MARKERS = {
+  begin: "<!-- BEGIN GENERATED ERRORS (npm run docs) -->",
+  end: "<!-- END GENERATED ERRORS -->",
+} as const;
+
+/** README.md's error table: one row per code, by status, padded as Prettier pads Markdown tables. */
+export function renderErrorTable(): string {
+  const rows = Object.entries(ERRORS as Record<ErrorCode, ErrorSpec>)
+    .sort(([, a], [, b]) => a.status - b.status)
+    .map(([code, spec]) => [String(spec.status), `\`${code}\``, spec.description]);
+  const header = ["status", "code", "when"];
+  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length))); // i < 3
+  const line = (cells: readonly string[]): string =>
+    `| ${cells.map((cell, i) => cell.padEnd(widths[i]!)).join(" | ")} |`;
+  return [line(header), line(widths.map((width) => "-".repeat(width))), ...rows.map(line)].join("\n");
 }
