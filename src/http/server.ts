@@ -242,7 +242,7 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
   async function close(timeoutMs: number): Promise<void> {
     shuttingDown = true;
     await engine.close(timeoutMs);
-    requestLog.flush();
+    requestLog.close();
   }
 
   return { server: engine.server, close, isShuttingDown: () => shuttingDown };
