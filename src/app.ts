@@ -1,7 +1,9 @@
 import { existsSync } from "node:fs";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Server } from "node:net";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { buildStatsSnapshot, registerMetrics } from "./app-metrics.ts";
+import type { AppFigures } from "./app-metrics.ts";
 import { MemoryCache } from "./cache/memory-cache.ts";
 import { joinCluster } from "./cluster.ts";
 import type { StatsSnapshot } from "./cluster-stats.ts";
@@ -59,30 +61,61 @@ async function createFetcher(config: Config): Promise<Fetcher & { fetchListing?:
   }
 }
 
-/** The only module that constructs and connects every part. */
-export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {
-  const log = options.logger ?? createLogger(config.log);
-  const stats = new ProxyStats();
-  const fetcher = await createFetcher(config);
-  // Remote mode (/img?url=) exists only when --allowed-sources names hosts; its fetches pass the SSRF guard.
-  const remote =
-    config.origin.allowedSources.length === 0
-      ? undefined
-      : fetcher instanceof HttpFetcher
-        ? fetcher
-        : new HttpFetcher(config.origin);
+/** Remote mode (/img?url=) exists only when --allowed-sources names hosts; its fetches pass the SSRF guard. */
+function remoteFetcher(config: Config, fetcher: Fetcher): HttpFetcher | undefined {
+  if (config.origin.allowedSources.length === 0) return undefined;
+  return fetcher instanceof HttpFetcher ? fetcher : new HttpFetcher(config.origin);
+}
+
+/** The two memory LRUs: originals take `--cache-originals-share` of the budget, variants the rest. */
+function buildCaches(
+  config: Config,
+  now: (() => number) | undefined,
+): { originals: MemoryCache; variants: MemoryCache } {
   const cacheOptions = {
     maxEntryBytes: config.cache.maxEntryBytes,
     ttlSeconds: config.cache.ttlSeconds,
-    ...(options.now ? { now: options.now } : {}),
+    ...(now ? { now } : {}),
   };
   const originalsBytes = Math.floor(config.cache.maxBytes * config.cache.originalsShare);
-  const originals = new MemoryCache({ name: "originals", maxBytes: originalsBytes, ...cacheOptions });
-  const variants = new MemoryCache({
-    name: "variants",
-    maxBytes: config.cache.maxBytes - originalsBytes,
-    ...cacheOptions,
+  return {
+    originals: new MemoryCache({ name: "originals", maxBytes: originalsBytes, ...cacheOptions }),
+    variants: new MemoryCache({ name: "variants", maxBytes: config.cache.maxBytes - originalsBytes, ...cacheOptions }),
+  };
+}
+
+/** `/api/images`: the fetcher's own listing, or a directory origin's index as the origin server makes it. */
+function imageLister(fetcher: Fetcher & { fetchListing?: () => Promise<Buffer> }): () => Promise<Buffer> {
+  const directoryIndex = fetcher instanceof FsFetcher ? new ImageIndex(fetcher.root) : undefined;
+  return async () => {
+    if (fetcher.fetchListing) return fetcher.fetchListing();
+    if (directoryIndex) return (await directoryIndex.get()).body;
+    throw new ProxyError("NOT_FOUND", `this origin (${fetcher.description}) has no listing`);
+  };
+}
+
+/** Listens on the configured address; resolves with the URL clients use. */
+async function listen(server: Server, port: number, host: string): Promise<{ url: string; port: number }> {
+  await new Promise<void>((resolveListen, rejectListen) => {
+    server.once("error", rejectListen);
+    server.listen(port, host, () => {
+      server.off("error", rejectListen);
+      resolveListen();
+    });
   });
+  const address = server.address() as AddressInfo;
+  const shownHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  return { url: `http://${shownHost}:${address.port}`, port: address.port };
+}
+
+/** The only module that constructs and connects every part. */
+export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {
+  const log = options.logger ?? createLogger(config.log);
+  const { now } = options;
+  const stats = new ProxyStats();
+  const fetcher = await createFetcher(config);
+  const remote = remoteFetcher(config, fetcher);
+  const { originals, variants } = buildCaches(config, now);
   const transformer = new Transformer(config.transform);
   const scaleOut = await createScaleOut(config, log);
   const proxy = new ImageProxy({
@@ -99,7 +132,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     stats,
     limits: { maxOutputDimension: config.transform.maxOutputDimension, allowSvg: config.transform.allowSvg },
     negativeTtlSeconds: config.cache.negativeTtlSeconds,
-    ...(options.now ? { now: options.now } : {}),
+    ...(now ? { now } : {}),
     lower: scaleOut.lower,
     cluster: scaleOut.cluster,
     announcePurge: scaleOut.announcePurge,
@@ -110,192 +143,25 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       ? new TokenBucketLimiter({
           perSecond: config.rateLimit.perSecond,
           burst: config.rateLimit.burst,
-          ...(options.now ? { now: options.now } : {}),
+          ...(now ? { now } : {}),
         })
       : undefined,
   );
   const webRoot = config.http.webRoot !== "" ? config.http.webRoot : resolve(REPO_ROOT, "web/dist");
   const staticFiles = existsSync(webRoot) ? new StaticFiles(webRoot) : undefined;
 
-  // A directory origin is listed in-process with the origin server's own index (same JSON as its /index.json).
-  const directoryIndex = fetcher instanceof FsFetcher ? new ImageIndex(fetcher.root) : undefined;
-  const listImages = async (): Promise<Buffer> => {
-    if (fetcher.fetchListing) return fetcher.fetchListing();
-    if (directoryIndex) return (await directoryIndex.get()).body;
-    throw new ProxyError("NOT_FOUND", `this origin (${fetcher.description}) has no listing`);
+  const figures: AppFigures = {
+    stats,
+    originals,
+    variants,
+    transformer,
+    scaleOut,
+    rateLimit: config.rateLimit,
+    origin: fetcher.description,
   };
-
-  const snapshot = (): StatsSnapshot => {
-    const o = originals.stats();
-    const v = variants.stats();
-    const t = transformer.stats();
-    const lookups = stats.hits + stats.misses;
-    return {
-      uptimeSeconds: Math.round((Date.now() - stats.startedAtMs) / 1000),
-      requests: stats.requests,
-      hits: stats.hits,
-      misses: stats.misses,
-      hitRatio: lookups === 0 ? 0 : stats.hits / lookups,
-      originFetches: stats.originFetches,
-      originErrors: stats.originErrors,
-      coalesced: stats.coalesced,
-      transforms: t.transforms,
-      transformsInFlight: t.inFlight,
-      transformsQueued: t.queued,
-      transformsRejected: t.rejected,
-      rateLimited: stats.rateLimited,
-      rejectedConnections: stats.rejectedConnections,
-      refusedRequests: stats.refusedRequests,
-      shed: t.rejected + stats.shed,
-      bytesServed: stats.bytesServed,
-      originalBytesEquivalent: stats.originalBytesEquivalent,
-      cache: {
-        entries: o.entries + v.entries,
-        bytes: o.bytes + v.bytes,
-        maxBytes: o.maxBytes + v.maxBytes,
-        evictions: o.evictions + v.evictions,
-        originals: o,
-        variants: v,
-      },
-      rateLimit: { perSecond: config.rateLimit.perSecond, burst: config.rateLimit.burst },
-      tiers: scaleOut.snapshot(),
-      origin: fetcher.description,
-    };
-  };
-
+  const snapshot = (): StatsSnapshot => buildStatsSnapshot(figures);
   const metrics = new Metrics();
-  const tiers = [originals, variants];
-  metrics.sample([
-    {
-      name: "imagika_cache_bytes",
-      help: "Bytes held per cache tier",
-      type: "gauge",
-      labelNames: ["tier"],
-      read: () => [
-        ...tiers.map((t) => ({ labels: { tier: `memory-${t.name}` }, value: t.stats().bytes })),
-        ...scaleOut.tierSamples("bytes"),
-      ],
-    },
-    {
-      name: "imagika_cache_entries",
-      help: "Entries per cache tier",
-      type: "gauge",
-      labelNames: ["tier"],
-      read: () => [
-        ...tiers.map((t) => ({ labels: { tier: `memory-${t.name}` }, value: t.stats().entries })),
-        ...scaleOut.tierSamples("entries"),
-      ],
-    },
-    {
-      name: "imagika_cache_max_bytes",
-      help: "Byte budget per cache tier",
-      type: "gauge",
-      labelNames: ["tier"],
-      read: () => [
-        ...tiers.map((t) => ({ labels: { tier: `memory-${t.name}` }, value: t.stats().maxBytes })),
-        ...scaleOut.tierSamples("maxBytes"),
-      ],
-    },
-    {
-      name: "imagika_cache_evictions_total",
-      help: "Entries evicted to make room, per tier",
-      type: "counter",
-      labelNames: ["tier"],
-      read: () => [
-        ...tiers.map((t) => ({ labels: { tier: `memory-${t.name}` }, value: t.stats().evictions })),
-        ...scaleOut.tierSamples("evictions"),
-      ],
-    },
-    {
-      name: "imagika_cache_lookups_total",
-      help: "Cache lookups by result",
-      type: "counter",
-      labelNames: ["result"],
-      read: () => [
-        { labels: { result: "hit" }, value: stats.hits },
-        { labels: { result: "miss" }, value: stats.misses },
-      ],
-    },
-    {
-      name: "imagika_origin_fetches_total",
-      help: "Fetches of originals from the origin",
-      type: "counter",
-      read: () => [{ value: stats.originFetches }],
-    },
-    {
-      name: "imagika_origin_errors_total",
-      help: "Failed origin fetches by error code",
-      type: "counter",
-      labelNames: ["code"],
-      read: () => [...stats.originErrorsByCode].map(([code, value]) => ({ labels: { code }, value })),
-    },
-    {
-      name: "imagika_coalesced_requests_total",
-      help: "Requests that waited on another request's fetch or transform",
-      type: "counter",
-      read: () => [{ value: stats.coalesced }],
-    },
-    {
-      name: "imagika_transforms_total",
-      help: "Transforms run",
-      type: "counter",
-      read: () => [{ value: transformer.stats().transforms }],
-    },
-    {
-      name: "imagika_transforms_in_flight",
-      help: "Transforms running now",
-      type: "gauge",
-      read: () => [{ value: transformer.stats().inFlight }],
-    },
-    {
-      name: "imagika_transforms_queued",
-      help: "Transforms waiting for a slot",
-      type: "gauge",
-      read: () => [{ value: transformer.stats().queued }],
-    },
-    {
-      name: "imagika_shed_total",
-      help: "Requests refused with 503 because a queue was full, by queue (transform, origin)",
-      type: "counter",
-      labelNames: ["queue"],
-      read: () => [
-        { labels: { queue: "transform" }, value: transformer.stats().rejected },
-        { labels: { queue: "origin" }, value: stats.shed },
-      ],
-    },
-    {
-      name: "imagika_rate_limited_total",
-      help: "Requests refused with 429",
-      type: "counter",
-      read: () => [{ value: stats.rateLimited }],
-    },
-    {
-      name: "imagika_rejected_connections_total",
-      help: "Connections closed at once: their client already held --max-connections-per-client",
-      type: "counter",
-      read: () => [{ value: stats.rejectedConnections }],
-    },
-    {
-      name: "imagika_refused_requests_total",
-      help: "Requests refused before routing: malformed (400), too slow (408), too large (414, 431)",
-      type: "counter",
-      read: () => [{ value: stats.refusedRequests }],
-    },
-    {
-      name: "imagika_bytes_served_total",
-      help: "Response body bytes sent for images",
-      type: "counter",
-      read: () => [{ value: stats.bytesServed }],
-    },
-    {
-      name: "imagika_original_bytes_equivalent_total",
-      help: "Bytes the originals behind every served image would have cost",
-      type: "counter",
-      read: () => [{ value: stats.originalBytesEquivalent }],
-    },
-    ...scaleOut.metrics,
-  ]);
-
+  registerMetrics(metrics, figures);
   // Under --workers: /metrics and /api/stats describe every worker, not the one the request landed on.
   const clusterView = joinCluster({ metrics, snapshot, log });
   const http = createHttpServer({
@@ -307,22 +173,13 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     log,
     metrics,
     checkOrigin: () => fetcher.checkReady(),
-    listImages,
+    listImages: imageLister(fetcher),
     snapshot: clusterView ? () => clusterView.stats() : snapshot,
     renderMetrics: clusterView ? () => clusterView.render() : () => metrics.render(),
     staticFiles,
   });
 
-  await new Promise<void>((resolveListen, rejectListen) => {
-    http.server.once("error", rejectListen);
-    http.server.listen(config.port, config.host, () => {
-      http.server.off("error", rejectListen);
-      resolveListen();
-    });
-  });
-  const address = http.server.address() as AddressInfo;
-  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
-  const url = `http://${host}:${address.port}`;
+  const { url, port } = await listen(http.server, config.port, config.host);
   log.info({ url, origin: fetcher.description, cacheMaxBytes: config.cache.maxBytes }, "imagika proxy listening");
 
   let closing: Promise<void> | undefined;
@@ -339,5 +196,5 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     return closing;
   };
 
-  return { url, port: address.port, proxy, stats, originals, variants, transformer, http, close };
+  return { url, port, proxy, stats, originals, variants, transformer, http, close };
 }
