@@ -6,6 +6,7 @@ import { buildStatsSnapshot, registerMetrics } from "./app-metrics.ts";
 import type { AppFigures } from "./app-metrics.ts";
 import { MemoryCache } from "./cache/memory-cache.ts";
 import { joinCluster } from "./cluster.ts";
+import type { ClusterView } from "./cluster.ts";
 import type { StatsSnapshot } from "./cluster-stats.ts";
 import type { Config } from "./config/config.ts";
 import { ProxyError } from "./errors.ts";
@@ -23,6 +24,7 @@ import { ImageProxy } from "./proxy/image-proxy.ts";
 import { ProxyStats } from "./proxy/stats.ts";
 import { TokenBucketLimiter } from "./rate-limit/token-bucket.ts";
 import { createScaleOut } from "./scale-out.ts";
+import type { ScaleOut } from "./scale-out.ts";
 import { WorkLimiter } from "./transform/limiter.ts";
 import { Transformer } from "./transform/pipeline.ts";
 
@@ -43,7 +45,7 @@ export interface App {
   readonly variants: MemoryCache;
   readonly transformer: Transformer;
   readonly http: HttpServer;
-  /** Graceful: stop accepting, finish in-flight requests (bounded), release the origin pool. */
+  /** Graceful: stop accepting, finish in-flight requests (bounded), then release the origin pools, Redis and timers. */
   close(): Promise<void>;
 }
 
@@ -59,6 +61,41 @@ async function createFetcher(config: Config): Promise<Fetcher & { fetchListing?:
       return new S3Fetcher(config.origin);
     }
   }
+}
+
+/** The parts with something to release, as far as a start got; close() and a failed start release these. */
+interface Releasable {
+  fetcher?: Fetcher;
+  remote?: HttpFetcher | undefined;
+  scaleOut?: ScaleOut;
+  metrics?: Metrics;
+  clusterView?: ClusterView | undefined;
+  http?: HttpServer;
+}
+
+/**
+ * Closes every part that exists, in this order, each even if one before failed; rejects with the first failure.
+ * The HTTP server goes first: in-flight requests still need the origin and the tiers.
+ */
+async function release(parts: Releasable, shutdownTimeoutMs: number): Promise<void> {
+  const { http, fetcher, remote, scaleOut, metrics, clusterView } = parts;
+  const steps = [
+    () => http?.close(shutdownTimeoutMs),
+    () => fetcher?.close(),
+    () => (remote && remote !== fetcher ? remote.close() : undefined),
+    () => scaleOut?.close(),
+    () => metrics?.close(),
+    () => clusterView?.close(),
+  ];
+  let failure: Error | undefined;
+  for (const step of steps) {
+    try {
+      await step();
+    } catch (error) {
+      failure ??= error instanceof Error ? error : new Error(String(error));
+    }
+  }
+  if (failure) throw failure;
 }
 
 /** Remote mode (/img?url=) exists only when --allowed-sources names hosts; its fetches pass the SSRF guard. */
@@ -108,16 +145,32 @@ async function listen(server: Server, port: number, host: string): Promise<{ url
   return { url: `http://${shownHost}:${address.port}`, port: address.port };
 }
 
-/** The only module that constructs and connects every part. */
+/**
+ * The only module that constructs and connects every part. A start that fails (scale-out set-up, listen) releases
+ * what it had built before rejecting, as close() does: no origin pool, Redis client or timer outlives the app.
+ */
 export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {
   const log = options.logger ?? createLogger(config.log);
+  const parts: Releasable = {};
+  try {
+    return await startApp(config, options, log, parts);
+  } catch (error) {
+    await release(parts, 0).catch((releaseError: unknown) =>
+      log.warn({ err: releaseError }, "releasing a failed start failed"),
+    );
+    throw error;
+  }
+}
+
+/** createApp's work: builds the parts, recording in `parts` what will need releasing, and listens. */
+async function startApp(config: Config, options: AppOptions, log: Logger, parts: Releasable): Promise<App> {
   const { now } = options;
   const stats = new ProxyStats();
-  const fetcher = await createFetcher(config);
-  const remote = remoteFetcher(config, fetcher);
+  const fetcher = (parts.fetcher = await createFetcher(config));
+  const remote = (parts.remote = remoteFetcher(config, fetcher));
   const { originals, variants } = buildCaches(config, now);
   const transformer = new Transformer(config.transform);
-  const scaleOut = await createScaleOut(config, log);
+  const scaleOut = (parts.scaleOut = await createScaleOut(config, log));
   const proxy = new ImageProxy({
     fetcher,
     fetchLimiter: new WorkLimiter({
@@ -160,11 +213,11 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     origin: fetcher.description,
   };
   const snapshot = (): StatsSnapshot => buildStatsSnapshot(figures);
-  const metrics = new Metrics();
+  const metrics = (parts.metrics = new Metrics());
   registerMetrics(metrics, figures);
   // Under --workers: /metrics and /api/stats describe every worker, not the one the request landed on.
-  const clusterView = joinCluster({ metrics, snapshot, log });
-  const http = createHttpServer({
+  const clusterView = (parts.clusterView = joinCluster({ metrics, snapshot, log }));
+  const http = (parts.http = createHttpServer({
     config: config.http,
     image: { maxOutputDimension: config.transform.maxOutputDimension, isRemoteEnabled: remote !== undefined },
     proxy,
@@ -177,7 +230,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     snapshot: clusterView ? () => clusterView.stats() : snapshot,
     renderMetrics: clusterView ? () => clusterView.render() : () => metrics.render(),
     staticFiles,
-  });
+  }));
 
   const { url, port } = await listen(http.server, config.port, config.host);
   log.info({ url, origin: fetcher.description, cacheMaxBytes: config.cache.maxBytes }, "imagika proxy listening");
@@ -186,10 +239,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const close = (): Promise<void> => {
     closing ??= (async () => {
       log.info({ timeoutMs: config.http.shutdownTimeoutMs }, "shutting down");
-      await http.close(config.http.shutdownTimeoutMs);
-      await fetcher.close();
-      if (remote && remote !== fetcher) await remote.close();
-      await scaleOut.close();
+      await release(parts, config.http.shutdownTimeoutMs);
       log.info("stopped");
       log.flush();
     })();
