@@ -55,7 +55,7 @@ type State = typeof IDLE | typeof HEAD | typeof BUSY | typeof DRAINING | typeof 
 const MAX_LINGER_BYTES = 1024 * 1024;
 
 /** The refusals, by the status the parser or the header timeout gives: their code and message. */
-const REFUSALS: Readonly<Record<number, { readonly code: ErrorCode; readonly message: string }>> = {
+const REFUSALS: Readonly<Record<400 | 408 | 414 | 431, { readonly code: ErrorCode; readonly message: string }>> = {
   400: { code: "BAD_REQUEST", message: "the request is not valid HTTP/1.1" },
   408: { code: "REQUEST_TIMEOUT", message: "the request headers did not arrive in time" },
   414: { code: "URI_TOO_LONG", message: "the URL is too long" },
@@ -271,7 +271,7 @@ export class Connection implements ReplySink {
    * can't be trusted after. `reason` is the parser's (an llhttp error name, HOST_MISSING...), told in a 400's message.
    */
   #refuse(status: 400 | 408 | 414 | 431, reason?: string): void {
-    const { code, message } = REFUSALS[status]!; // the four statuses above
+    const { code, message } = REFUSALS[status];
     this.#head = undefined; // no head: isClosingAfter() is true, so the reply says connection: close and we close
     this.#pending = undefined;
     this.#state = BUSY;
