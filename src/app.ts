@@ -1,9 +1,12 @@
-import { existsSync, readFileSync } from "node:fs";
-import type { AddressInfo } from "node:net";
+import { existsSync } from "node:fs";
+import type { AddressInfo, Server } from "node:net";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { buildStatsSnapshot, registerMetrics } from "./app-metrics.ts";
+import type { AppFigures } from "./app-metrics.ts";
 import { MemoryCache } from "./cache/memory-cache.ts";
 import { joinCluster } from "./cluster.ts";
+import type { ClusterView } from "./cluster.ts";
 import type { StatsSnapshot } from "./cluster-stats.ts";
 import type { Config } from "./config/config.ts";
 import { ProxyError } from "./errors.ts";
@@ -17,14 +20,14 @@ import { StaticFiles } from "./http/static-files.ts";
 import { createLogger } from "./log.ts";
 import type { Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
-import type { SampledMetric } from "./metrics.ts";
 import { ImageProxy } from "./proxy/image-proxy.ts";
 import { ProxyStats } from "./proxy/stats.ts";
 import { TokenBucketLimiter } from "./rate-limit/token-bucket.ts";
-import { createScaleOut } from "./scale-out.ts";
-import { MARGIN_SHARE } from "./config/memory.ts";
 import { MemoryBudget } from "./memory/memory-budget.ts";
-import { TransformLimiter } from "./transform/limiter.ts";
+import { createProcessMemoryBudget, describeAllocator, MEMORY_SAMPLE_MS } from "./memory/process-memory.ts";
+import { createScaleOut } from "./scale-out.ts";
+import type { ScaleOut } from "./scale-out.ts";
+import { WorkLimiter } from "./transform/limiter.ts";
 import { Transformer } from "./transform/pipeline.ts";
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -44,7 +47,7 @@ export interface App {
   readonly variants: MemoryCache;
   readonly transformer: Transformer;
   readonly http: HttpServer;
-  /** Graceful: stop accepting, finish in-flight requests (bounded), release the origin pool. */
+  /** Graceful: stop accepting, finish in-flight requests (bounded), then release the origin pools, Redis and timers. */
   close(): Promise<void>;
 }
 
@@ -62,45 +65,141 @@ async function createFetcher(config: Config): Promise<Fetcher & { fetchListing?:
   }
 }
 
-/** The only module that constructs and connects every part. */
-export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {
-  const log = options.logger ?? createLogger(config.log);
-  const stats = new ProxyStats();
-  const fetcher = await createFetcher(config);
-  // Remote mode (/img?url=) exists only when --allowed-sources names hosts; its fetches pass the SSRF guard.
-  const remote =
-    config.origin.allowedSources.length === 0
-      ? undefined
-      : fetcher instanceof HttpFetcher
-        ? fetcher
-        : new HttpFetcher(config.origin);
+/** The parts with something to release, as far as a start got; close() and a failed start release these. */
+interface Releasable {
+  fetcher?: Fetcher;
+  remote?: HttpFetcher | undefined;
+  scaleOut?: ScaleOut;
+  metrics?: Metrics;
+  clusterView?: ClusterView | undefined;
+  http?: HttpServer;
+  /** Stops the memory budget's RSS sampling. */
+  stopSampling?: () => void;
+}
+
+/**
+ * Closes every part that exists, in this order, each even if one before failed; rejects with the first failure.
+ * The HTTP server goes first: in-flight requests still need the origin and the tiers.
+ */
+async function release(parts: Releasable, shutdownTimeoutMs: number): Promise<void> {
+  const { http, fetcher, remote, scaleOut, metrics, clusterView, stopSampling } = parts;
+  const steps = [
+    () => http?.close(shutdownTimeoutMs),
+    () => fetcher?.close(),
+    () => (remote && remote !== fetcher ? remote.close() : undefined),
+    () => scaleOut?.close(),
+    () => metrics?.close(),
+    () => clusterView?.close(),
+    () => stopSampling?.(),
+  ];
+  let failure: Error | undefined;
+  for (const step of steps) {
+    try {
+      await step();
+    } catch (error) {
+      failure ??= error instanceof Error ? error : new Error(String(error));
+    }
+  }
+  if (failure) throw failure;
+}
+
+/** Remote mode (/img?url=) exists only when --allowed-sources names hosts; its fetches pass the SSRF guard. */
+function remoteFetcher(config: Config, fetcher: Fetcher): HttpFetcher | undefined {
+  if (config.origin.allowedSources.length === 0) return undefined;
+  return fetcher instanceof HttpFetcher ? fetcher : new HttpFetcher(config.origin);
+}
+
+/**
+ * The two memory LRUs: originals take `--cache-originals-share` of the budget, variants the rest; the process's
+ * memory budget trims both (each to its share of the room) when in-flight work needs memory.
+ */
+function buildCaches(
+  config: Config,
+  now: (() => number) | undefined,
+  memory: MemoryBudget,
+): { originals: MemoryCache; variants: MemoryCache } {
   const cacheOptions = {
     maxEntryBytes: config.cache.maxEntryBytes,
     ttlSeconds: config.cache.ttlSeconds,
-    ...(options.now ? { now: options.now } : {}),
+    onGrow: () => memory.fitCaches(),
+    ...(now ? { now } : {}),
   };
-  const memory = createMemoryBudget(config);
-  const originalsBytes = Math.floor(config.cache.maxBytes * config.cache.originalsShare);
-  const onGrow = (): void => memory.fitCaches();
-  const originals = new MemoryCache({ name: "originals", maxBytes: originalsBytes, onGrow, ...cacheOptions });
+  const share = config.cache.originalsShare;
+  const originalsBytes = Math.floor(config.cache.maxBytes * share);
+  const originals = new MemoryCache({ name: "originals", maxBytes: originalsBytes, ...cacheOptions });
   const variants = new MemoryCache({
     name: "variants",
     maxBytes: config.cache.maxBytes - originalsBytes,
-    onGrow,
     ...cacheOptions,
   });
-  for (const [cache, share] of [
-    [originals, config.cache.originalsShare],
-    [variants, 1 - config.cache.originalsShare],
+  for (const [cache, cacheShare] of [
+    [originals, share],
+    [variants, 1 - share],
   ] as const) {
-    memory.addCache({ share, bytes: () => cache.stats().bytes, trimTo: (maxBytes) => cache.trimTo(maxBytes) });
+    memory.addCache({ share: cacheShare, bytes: () => cache.stats().bytes, trimTo: (max) => cache.trimTo(max) });
   }
-  const stopSampling = memory.startSampling(MEMORY_SAMPLE_MS);
+  return { originals, variants };
+}
+
+/** `/api/images`: the fetcher's own listing, or a directory origin's index as the origin server makes it. */
+function imageLister(fetcher: Fetcher & { fetchListing?: () => Promise<Buffer> }): () => Promise<Buffer> {
+  const directoryIndex = fetcher instanceof FsFetcher ? new ImageIndex(fetcher.root) : undefined;
+  return async () => {
+    if (fetcher.fetchListing) return fetcher.fetchListing();
+    if (directoryIndex) return (await directoryIndex.get()).body;
+    throw new ProxyError("NOT_FOUND", `this origin (${fetcher.description}) has no listing`);
+  };
+}
+
+/** Listens on the configured address; resolves with the URL clients use. */
+async function listen(server: Server, port: number, host: string): Promise<{ url: string; port: number }> {
+  await new Promise<void>((resolveListen, rejectListen) => {
+    server.once("error", rejectListen);
+    server.listen(port, host, () => {
+      server.off("error", rejectListen);
+      resolveListen();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const shownHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  return { url: `http://${shownHost}:${address.port}`, port: address.port };
+}
+
+/**
+ * The only module that constructs and connects every part. A start that fails (scale-out set-up, listen) releases
+ * what it had built before rejecting, as close() does: no origin pool, Redis client or timer outlives the app.
+ */
+export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {
+  const log = options.logger ?? createLogger(config.log);
+  const parts: Releasable = {};
+  try {
+    return await startApp(config, options, log, parts);
+  } catch (error) {
+    await release(parts, 0).catch((releaseError: unknown) =>
+      log.warn({ err: releaseError }, "releasing a failed start failed"),
+    );
+    throw error;
+  }
+}
+
+/** createApp's work: builds the parts, recording in `parts` what will need releasing, and listens. */
+async function startApp(config: Config, options: AppOptions, log: Logger, parts: Releasable): Promise<App> {
+  const { now } = options;
+  const stats = new ProxyStats();
+  const fetcher = (parts.fetcher = await createFetcher(config));
+  const remote = (parts.remote = remoteFetcher(config, fetcher));
+  const memory = createProcessMemoryBudget(config);
+  parts.stopSampling = memory.startSampling(MEMORY_SAMPLE_MS);
+  const { originals, variants } = buildCaches(config, now, memory);
   const transformer = new Transformer(config.transform, memory);
-  const scaleOut = await createScaleOut(config, log);
+  const scaleOut = (parts.scaleOut = await createScaleOut(config, log));
   const proxy = new ImageProxy({
     fetcher,
-    fetchLimiter: new TransformLimiter({ concurrency: config.origin.concurrency, queue: config.origin.queue }),
+    fetchLimiter: new WorkLimiter({
+      name: "origin fetches",
+      concurrency: config.origin.concurrency,
+      queue: config.origin.queue,
+    }),
     remote,
     originals,
     variants,
@@ -108,7 +207,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     stats,
     limits: { maxOutputDimension: config.transform.maxOutputDimension, allowSvg: config.transform.allowSvg },
     negativeTtlSeconds: config.cache.negativeTtlSeconds,
-    ...(options.now ? { now: options.now } : {}),
+    ...(now ? { now } : {}),
     lower: scaleOut.lower,
     cluster: scaleOut.cluster,
     announcePurge: scaleOut.announcePurge,
@@ -120,197 +219,29 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       ? new TokenBucketLimiter({
           perSecond: config.rateLimit.perSecond,
           burst: config.rateLimit.burst,
-          ...(options.now ? { now: options.now } : {}),
+          ...(now ? { now } : {}),
         })
       : undefined,
   );
   const webRoot = config.http.webRoot !== "" ? config.http.webRoot : resolve(REPO_ROOT, "web/dist");
   const staticFiles = existsSync(webRoot) ? new StaticFiles(webRoot) : undefined;
 
-  // A directory origin is listed in-process with the origin server's own index (same JSON as its /index.json).
-  const directoryIndex = fetcher instanceof FsFetcher ? new ImageIndex(fetcher.root) : undefined;
-  const listImages = async (): Promise<Buffer> => {
-    if (fetcher.fetchListing) return fetcher.fetchListing();
-    if (directoryIndex) return (await directoryIndex.get()).body;
-    throw new ProxyError("NOT_FOUND", `this origin (${fetcher.description}) has no listing`);
+  const figures: AppFigures = {
+    stats,
+    originals,
+    variants,
+    transformer,
+    scaleOut,
+    rateLimit: config.rateLimit,
+    origin: fetcher.description,
+    memory,
   };
-
-  const snapshot = (): StatsSnapshot => {
-    const o = originals.stats();
-    const v = variants.stats();
-    const t = transformer.stats();
-    const lookups = stats.hits + stats.misses;
-    return {
-      uptimeSeconds: Math.round((Date.now() - stats.startedAtMs) / 1000),
-      requests: stats.requests,
-      hits: stats.hits,
-      misses: stats.misses,
-      hitRatio: lookups === 0 ? 0 : stats.hits / lookups,
-      originFetches: stats.originFetches,
-      originErrors: stats.originErrors,
-      coalesced: stats.coalesced,
-      transforms: t.transforms,
-      transformsInFlight: t.inFlight,
-      transformsQueued: t.queued,
-      transformsRejected: t.rejected,
-      rateLimited: stats.rateLimited,
-      rejectedConnections: stats.rejectedConnections,
-      refusedRequests: stats.refusedRequests,
-      shed: t.rejected + stats.shed,
-      bytesServed: stats.bytesServed,
-      originalBytesEquivalent: stats.originalBytesEquivalent,
-      cache: {
-        entries: o.entries + v.entries,
-        bytes: o.bytes + v.bytes,
-        maxBytes: o.maxBytes + v.maxBytes,
-        evictions: o.evictions + v.evictions,
-        originals: o,
-        variants: v,
-      },
-      rateLimit: { perSecond: config.rateLimit.perSecond, burst: config.rateLimit.burst },
-      tiers: scaleOut.snapshot(),
-      origin: fetcher.description,
-      memory: memory.stats(),
-    };
-  };
-
-  const metrics = new Metrics();
-  const tiers = [originals, variants];
-  metrics.sample([
-    {
-      name: "imagika_cache_bytes",
-      help: "Bytes held per cache tier",
-      type: "gauge",
-      labelNames: ["tier"],
-      read: () => [
-        ...tiers.map((t) => ({ labels: { tier: `memory-${t.name}` }, value: t.stats().bytes })),
-        ...scaleOut.tierSamples("bytes"),
-      ],
-    },
-    {
-      name: "imagika_cache_entries",
-      help: "Entries per cache tier",
-      type: "gauge",
-      labelNames: ["tier"],
-      read: () => [
-        ...tiers.map((t) => ({ labels: { tier: `memory-${t.name}` }, value: t.stats().entries })),
-        ...scaleOut.tierSamples("entries"),
-      ],
-    },
-    {
-      name: "imagika_cache_max_bytes",
-      help: "Byte budget per cache tier",
-      type: "gauge",
-      labelNames: ["tier"],
-      read: () => [
-        ...tiers.map((t) => ({ labels: { tier: `memory-${t.name}` }, value: t.stats().maxBytes })),
-        ...scaleOut.tierSamples("maxBytes"),
-      ],
-    },
-    {
-      name: "imagika_cache_evictions_total",
-      help: "Entries evicted to make room, per tier",
-      type: "counter",
-      labelNames: ["tier"],
-      read: () => [
-        ...tiers.map((t) => ({ labels: { tier: `memory-${t.name}` }, value: t.stats().evictions })),
-        ...scaleOut.tierSamples("evictions"),
-      ],
-    },
-    {
-      name: "imagika_cache_lookups_total",
-      help: "Cache lookups by result",
-      type: "counter",
-      labelNames: ["result"],
-      read: () => [
-        { labels: { result: "hit" }, value: stats.hits },
-        { labels: { result: "miss" }, value: stats.misses },
-      ],
-    },
-    {
-      name: "imagika_origin_fetches_total",
-      help: "Fetches of originals from the origin",
-      type: "counter",
-      read: () => [{ value: stats.originFetches }],
-    },
-    {
-      name: "imagika_origin_errors_total",
-      help: "Failed origin fetches by error code",
-      type: "counter",
-      labelNames: ["code"],
-      read: () => [...stats.originErrorsByCode].map(([code, value]) => ({ labels: { code }, value })),
-    },
-    {
-      name: "imagika_coalesced_requests_total",
-      help: "Requests that waited on another request's fetch or transform",
-      type: "counter",
-      read: () => [{ value: stats.coalesced }],
-    },
-    {
-      name: "imagika_transforms_total",
-      help: "Transforms run",
-      type: "counter",
-      read: () => [{ value: transformer.stats().transforms }],
-    },
-    {
-      name: "imagika_transforms_in_flight",
-      help: "Transforms running now",
-      type: "gauge",
-      read: () => [{ value: transformer.stats().inFlight }],
-    },
-    {
-      name: "imagika_transforms_queued",
-      help: "Transforms waiting for a slot",
-      type: "gauge",
-      read: () => [{ value: transformer.stats().queued }],
-    },
-    {
-      name: "imagika_shed_total",
-      help: "Requests refused with 503 because a queue was full, by queue (transform, origin)",
-      type: "counter",
-      labelNames: ["queue"],
-      read: () => [
-        { labels: { queue: "transform" }, value: transformer.stats().rejected },
-        { labels: { queue: "origin" }, value: stats.shed },
-      ],
-    },
-    {
-      name: "imagika_rate_limited_total",
-      help: "Requests refused with 429",
-      type: "counter",
-      read: () => [{ value: stats.rateLimited }],
-    },
-    {
-      name: "imagika_rejected_connections_total",
-      help: "Connections closed at once: their client already held --max-connections-per-client",
-      type: "counter",
-      read: () => [{ value: stats.rejectedConnections }],
-    },
-    {
-      name: "imagika_refused_requests_total",
-      help: "Requests refused before routing: malformed (400), too slow (408), too large (414, 431)",
-      type: "counter",
-      read: () => [{ value: stats.refusedRequests }],
-    },
-    {
-      name: "imagika_bytes_served_total",
-      help: "Response body bytes sent for images",
-      type: "counter",
-      read: () => [{ value: stats.bytesServed }],
-    },
-    {
-      name: "imagika_original_bytes_equivalent_total",
-      help: "Bytes the originals behind every served image would have cost",
-      type: "counter",
-      read: () => [{ value: stats.originalBytesEquivalent }],
-    },
-    ...memoryMetrics(memory),
-    ...scaleOut.metrics,
-  ]);
-
+  const snapshot = (): StatsSnapshot => buildStatsSnapshot(figures);
+  const metrics = (parts.metrics = new Metrics());
+  registerMetrics(metrics, figures);
   // Under --workers: /metrics and /api/stats describe every worker, not the one the request landed on.
-  const clusterView = joinCluster({ metrics, snapshot, log });
-  const http = createHttpServer({
+  const clusterView = (parts.clusterView = joinCluster({ metrics, snapshot, log }));
+  const http = (parts.http = createHttpServer({
     config: config.http,
     image: { maxOutputDimension: config.transform.maxOutputDimension, isRemoteEnabled: remote !== undefined },
     proxy,
@@ -319,22 +250,13 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     log,
     metrics,
     checkOrigin: () => fetcher.checkReady(),
-    listImages,
+    listImages: imageLister(fetcher),
     snapshot: clusterView ? () => clusterView.stats() : snapshot,
     renderMetrics: clusterView ? () => clusterView.render() : () => metrics.render(),
     staticFiles,
-  });
+  }));
 
-  await new Promise<void>((resolveListen, rejectListen) => {
-    http.server.once("error", rejectListen);
-    http.server.listen(config.port, config.host, () => {
-      http.server.off("error", rejectListen);
-      resolveListen();
-    });
-  });
-  const address = http.server.address() as AddressInfo;
-  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
-  const url = `http://${host}:${address.port}`;
+  const { url, port } = await listen(http.server, config.port, config.host);
   log.info(
     {
       url,
@@ -351,80 +273,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const close = (): Promise<void> => {
     closing ??= (async () => {
       log.info({ timeoutMs: config.http.shutdownTimeoutMs }, "shutting down");
-      await http.close(config.http.shutdownTimeoutMs);
-      await fetcher.close();
-      if (remote && remote !== fetcher) await remote.close();
-      await scaleOut.close();
-      stopSampling();
+      await release(parts, config.http.shutdownTimeoutMs);
       log.info("stopped");
       log.flush();
     })();
     return closing;
   };
 
-  return { url, port: address.port, proxy, stats, originals, variants, transformer, http, close };
-}
-
-/** RSS is read this often to measure the overhead the budget cannot account (process.memoryUsage.rss(): ~2 µs). */
-const MEMORY_SAMPLE_MS = 200;
-/** Longest a transform or download waits for memory before its request is answered 503. */
-const MEMORY_MAX_WAIT_MS = 10_000;
-
-/** The process-wide memory budget (issue 18): --memory-limit shared by the caches and in-flight work. */
-function createMemoryBudget(config: Config): MemoryBudget {
-  const gc = (globalThis as { gc?: () => void }).gc; // present when started with --expose-gc (bin/imagika.js)
-  return new MemoryBudget({
-    limitBytes: config.memory.limitBytes,
-    marginBytes: Math.floor(config.memory.limitBytes * MARGIN_SHARE),
-    baselineBytes: process.memoryUsage.rss(),
-    // A quarter of the cache survives any burst of work, so hits keep coming while cold work waits.
-    cacheFloorBytes: Math.floor(config.cache.maxBytes / 4),
-    cacheMaxBytes: config.cache.maxBytes,
-    readRss: () => process.memoryUsage.rss(),
-    collectGarbage: gc,
-    maxWaiters: config.transform.queue,
-    maxWaitMs: MEMORY_MAX_WAIT_MS,
-  });
-}
-
-function memoryMetrics(memory: MemoryBudget): SampledMetric[] {
-  const gauge = (name: string, help: string, read: () => number): SampledMetric => ({
-    name,
-    help,
-    type: "gauge",
-    read: () => [{ value: read() }],
-  });
-  return [
-    gauge("imagika_memory_limit_bytes", "The process's memory limit (--memory-limit)", () => memory.limitBytes),
-    gauge("imagika_memory_rss_bytes", "Resident set size of the process", () => memory.stats().rssBytes),
-    gauge("imagika_memory_cache_bytes", "Bytes held by the memory caches", () => memory.stats().cacheBytes),
-    gauge(
-      "imagika_memory_reserved_bytes",
-      "Bytes reserved by in-flight downloads and transforms",
-      () => memory.stats().reservedBytes,
-    ),
-    gauge("imagika_memory_waiting", "Downloads and transforms waiting for memory", () => memory.stats().waiting),
-    {
-      name: "imagika_memory_shed_total",
-      help: "Requests refused because their work did not fit in memory, by status (503 waited too long, 413 never fits)",
-      type: "counter",
-      labelNames: ["status"],
-      read: () => [
-        { labels: { status: "503" }, value: memory.stats().shed },
-        { labels: { status: "413" }, value: memory.stats().tooLarge },
-      ],
-    },
-  ];
-}
-
-/** Which allocator this process runs on, for the start-up log line (bin/imagika.js chooses it). */
-function describeAllocator(): string {
-  try {
-    if (readFileSync("/proc/self/maps", "utf8").includes("libjemalloc"))
-      return `jemalloc (${process.env.MALLOC_CONF ?? "default"})`;
-  } catch {
-    return "unknown";
-  }
-  const arenas = process.env.MALLOC_ARENA_MAX;
-  return arenas === undefined ? "glibc malloc (untuned)" : `glibc malloc (MALLOC_ARENA_MAX=${arenas})`;
+  return { url, port, proxy, stats, originals, variants, transformer, http, close };
 }

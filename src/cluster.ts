@@ -134,6 +134,8 @@ export interface ClusterView {
   render(): Promise<{ contentType: string; body: string }>;
   /** Every worker's /api/stats merged (mergeStats). */
   stats(): Promise<StatsSnapshot>;
+  /** Stops answering the primary's stats requests (the app is closing). */
+  close(): void;
 }
 
 /**
@@ -155,13 +157,14 @@ export function joinCluster(options: {
   new AggregatorRegistry(); // answers the primary's requests for this worker's metrics
   let nextId = 0;
   const waiting = new Map<number, (answer: Answer) => void>();
-  process.on("message", (message: unknown) => {
+  const onMessage = (message: unknown): void => {
     if (isMessage<StatsRequest>(message, "imagika:stats-request")) {
       process.send?.({ type: "imagika:stats-reply", round: message.round, stats: snapshot() } satisfies StatsReply);
     } else if (isMessage<Answer>(message, "imagika:answer")) {
       waiting.get(message.id)?.(message);
     }
-  });
+  };
+  process.on("message", onMessage);
   const ask = (what: Ask["what"]): Promise<Answer> =>
     new Promise((resolve, reject) => {
       const id = nextId++;
@@ -196,5 +199,6 @@ export function joinCluster(options: {
           return { ...snapshot(), workers: 1, clusterError: String(error) };
         },
       ),
+    close: () => void process.off("message", onMessage),
   };
 }

@@ -26,8 +26,10 @@ export function createLogger(config: LogConfig, fd = 1): Logger {
 
 export interface RequestLog {
   (reqId: string, method: string, url: string, status: number, cache: string | undefined, ms: number): void;
-  /** Writes the lines still batched (at shutdown). */
+  /** Writes the lines still batched. */
   flush(): void;
+  /** Writes them and stops the batch timer (at shutdown); lines logged after are written at once, unbatched. */
+  close(): void;
 }
 
 /** Lines per batch handed to the destination, and the longest a line waits for its batch. */
@@ -59,7 +61,7 @@ export function createRequestLog(logger: Logger): RequestLog {
     lines.length = 0;
     stream.write(batch);
   };
-  if (stream !== undefined) setInterval(flush, BATCH_MS).unref();
+  let timer = stream === undefined ? undefined : setInterval(flush, BATCH_MS).unref();
   const log = (
     reqId: string,
     method: string,
@@ -78,7 +80,12 @@ export function createRequestLog(logger: Logger): RequestLog {
     lines.push(
       `{"level":30,"time":${Date.now()}${pidField}${reqId}","method":"${method}","path":${JSON_SAFE.test(path) ? `"${path}"` : JSON.stringify(path)},"status":${status}${cache === undefined ? "" : `,"cache":"${cache}"`},"ms":${ms.toFixed(2)},"msg":"request"}\n`,
     );
-    if (lines.length >= BATCH_LINES) flush();
+    if (lines.length >= BATCH_LINES || timer === undefined) flush();
   };
-  return Object.assign(log, { flush });
+  const close = (): void => {
+    clearInterval(timer);
+    timer = undefined;
+    flush();
+  };
+  return Object.assign(log, { flush, close });
 }

@@ -1,5 +1,10 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { createRequire } from "node:module";
+import { PerformanceObserver, constants as perfConstants, monitorEventLoopDelay } from "node:perf_hooks";
+import type { IntervalHistogram } from "node:perf_hooks";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { MetricType } from "prom-client";
+
+const require = createRequire(import.meta.url);
 
 /** Latency buckets in seconds: memory hits take ~0.1 ms, cold 4K transforms ~100-400 ms, slow origins seconds. */
 const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -21,6 +26,8 @@ export interface SampledMetric {
  */
 export class Metrics {
   readonly registry = new Registry();
+  /** Stops the event-loop and GC monitors (close()). */
+  readonly #stopMonitors: () => void;
   readonly #stages: Histogram<"stage">;
   /**
    * The two per-request metrics are counted here in plain numbers and handed to prom-client when Prometheus scrapes:
@@ -31,7 +38,7 @@ export class Metrics {
   readonly #duration: PrecountedHistogram;
 
   constructor() {
-    collectDefaultMetrics({ register: this.registry, prefix: "imagika_" });
+    this.#stopMonitors = registerDefaultMetrics(this.registry);
     this.sample([
       {
         name: "imagika_http_requests_total",
@@ -102,6 +109,131 @@ export class Metrics {
   async render(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
+
+  /** Stops the monitors that run between scrapes; the registry can still be rendered. */
+  close(): void {
+    this.#stopMonitors();
+  }
+}
+
+/** A prom-client default collector (prom-client/lib/metrics/*.js): registers its metrics, reads them when scraped. */
+type DefaultCollector = (registry: Registry, config: { readonly prefix: string }) => void;
+
+function defaultCollector(name: string): DefaultCollector {
+  return require(`prom-client/lib/metrics/${name}.js`) as DefaultCollector;
+}
+
+/** collectDefaultMetrics' collectors, in its order (the exposition keeps it). */
+const DEFAULT_COLLECTORS = [
+  "processCpuTotal",
+  "processStartTime",
+  "osMemoryHeap",
+  "processOpenFileDescriptors",
+  "processMaxFileDescriptors",
+  "eventLoopLag",
+  "processResources",
+  "processHandles",
+  "processRequests",
+  "heapSizeAndUsed",
+  "heapSpacesSizeAndUsed",
+  "version",
+  "gc",
+];
+
+/**
+ * prom-client's default process and Node.js metrics (`imagika_process_*`, `imagika_nodejs_*`) with their names and
+ * help, and a function that stops them. collectDefaultMetrics starts an event-loop delay histogram (a timer every
+ * 10 ms) and a GC observer that nothing can stop, and the observer holds the registry: every closed app stayed in
+ * memory, caches included, with its timer running. Those two are built here (monitorEventLoop, observeGc); the other
+ * collectors only read the process's state when scraped and are prom-client's own.
+ */
+function registerDefaultMetrics(registry: Registry): () => void {
+  const stops: (() => void)[] = [];
+  for (const name of DEFAULT_COLLECTORS) {
+    if (name === "eventLoopLag") stops.push(monitorEventLoop(registry));
+    else if (name === "gc") stops.push(observeGc(registry));
+    else defaultCollector(name)(registry, { prefix: "imagika_" });
+  }
+  return () => {
+    for (const stop of stops) stop();
+  };
+}
+
+type Aggregator = "min" | "max" | "average";
+const DELAYS = "of the recorded event loop delays.";
+
+/** The event-loop delay statistics prom-client reports, each read from the histogram at scrape time (nanoseconds). */
+const EVENT_LOOP_STATS: ReadonlyArray<{
+  stat: string;
+  help: string;
+  by: Aggregator;
+  read: (h: IntervalHistogram) => number;
+}> = [
+  { stat: "min", help: "The minimum recorded event loop delay.", by: "min", read: (h) => h.min },
+  { stat: "max", help: "The maximum recorded event loop delay.", by: "max", read: (h) => h.max },
+  { stat: "mean", help: `The mean ${DELAYS}`, by: "average", read: (h) => h.mean },
+  { stat: "stddev", help: `The standard deviation ${DELAYS}`, by: "average", read: (h) => h.stddev },
+  { stat: "p50", help: `The 50th percentile ${DELAYS}`, by: "average", read: (h) => h.percentile(50) },
+  { stat: "p90", help: `The 90th percentile ${DELAYS}`, by: "average", read: (h) => h.percentile(90) },
+  { stat: "p99", help: `The 99th percentile ${DELAYS}`, by: "average", read: (h) => h.percentile(99) },
+];
+
+/**
+ * `imagika_nodejs_eventloop_lag_seconds` (the delay of a setImmediate at scrape time, reported at the next scrape) and
+ * the delay histogram's statistics since the last scrape, sampled every 10 ms, as prom-client's eventLoopLag collector.
+ */
+function monitorEventLoop(registry: Registry): () => void {
+  const histogram = monitorEventLoopDelay({ resolution: 10 });
+  histogram.enable();
+  const lag: Gauge = new Gauge({
+    name: "imagika_nodejs_eventloop_lag_seconds",
+    help: "Lag of event loop in seconds.",
+    aggregator: "average",
+    registers: [registry],
+    collect() {
+      const start = process.hrtime.bigint();
+      setImmediate(() => lag.set(Number(process.hrtime.bigint() - start) / 1e9));
+      for (const { gauge, read } of stats) gauge.set(read(histogram) / 1e9);
+      histogram.reset();
+    },
+  });
+  const stats = EVENT_LOOP_STATS.map(({ stat, help, by, read }) => ({
+    gauge: new Gauge({
+      name: `imagika_nodejs_eventloop_lag_${stat}_seconds`,
+      help,
+      aggregator: by,
+      registers: [registry],
+    }),
+    read,
+  }));
+  return () => histogram.disable();
+}
+
+const GC_KINDS: Readonly<Record<number, string>> = {
+  [perfConstants.NODE_PERFORMANCE_GC_MAJOR]: "major",
+  [perfConstants.NODE_PERFORMANCE_GC_MINOR]: "minor",
+  [perfConstants.NODE_PERFORMANCE_GC_INCREMENTAL]: "incremental",
+  [perfConstants.NODE_PERFORMANCE_GC_WEAKCB]: "weakcb",
+};
+
+/** `imagika_nodejs_gc_duration_seconds` by kind, as prom-client's gc collector (which counted only a batch's first). */
+function observeGc(registry: Registry): () => void {
+  const durations = new Histogram({
+    name: "imagika_nodejs_gc_duration_seconds",
+    help: "Garbage collection duration by kind, one of major, minor, incremental or weakcb.",
+    labelNames: ["kind"],
+    buckets: [0.001, 0.01, 0.1, 1, 2, 5],
+    registers: [registry],
+  });
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      const { detail } = entry as { readonly detail?: { readonly kind?: number } | null };
+      const kind = GC_KINDS[detail?.kind ?? -1] ?? "unknown";
+      durations.observe({ kind }, entry.duration / 1000);
+    }
+  });
+  observer.observe({ entryTypes: ["gc"] });
+  return () => observer.disconnect();
 }
 
 /** One route's observations: per-bucket counts (not cumulative; the last is +Inf), sum and count. */

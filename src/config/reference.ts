@@ -1,8 +1,16 @@
 import { ENV_PREFIX, ORIGIN_ENV_PREFIX, ORIGIN_SETTINGS, PROXY_SETTINGS, SAMPLES_SETTINGS } from "./config.ts";
 import { formatMarkdown } from "./settings.ts";
 
-export const BEGIN_MARKER = "<!-- BEGIN GENERATED CONFIG (npm run docs) -->";
-export const END_MARKER = "<!-- END GENERATED CONFIG -->";
+/** The comments around a generated part of a Markdown document. */
+export interface GeneratedMarkers {
+  readonly begin: string;
+  readonly end: string;
+}
+
+export const CONFIG_MARKERS: GeneratedMarkers = {
+  begin: "<!-- BEGIN GENERATED CONFIG (npm run docs) -->",
+  end: "<!-- END GENERATED CONFIG -->",
+};
 
 /** Markdown reference of every command's settings, from the tables that parse them. */
 export function renderConfigReference(): string {
@@ -24,9 +32,9 @@ export function renderConfigReference(): string {
 }
 
 /** Replaces the text between the markers (markers kept). */
-export function replaceGenerated(document: string, generated: string): string {
-  const begin = document.indexOf(BEGIN_MARKER);
-  const end = document.indexOf(END_MARKER);
-  if (begin < 0 || end < begin) throw new Error("docs/operations.md lacks the generated-config markers");
-  return `${document.slice(0, begin + BEGIN_MARKER.length)}\n\n${generated}\n\n${document.slice(end)}`;
+export function replaceGenerated(document: string, generated: string, markers = CONFIG_MARKERS): string {
+  const begin = document.indexOf(markers.begin);
+  const end = document.indexOf(markers.end);
+  if (begin < 0 || end < begin) throw new Error(`the document lacks the markers ${markers.begin} ... ${markers.end}`);
+  return `${document.slice(0, begin + markers.begin.length)}\n\n${generated}\n\n${document.slice(end)}`;
 }

@@ -15,21 +15,24 @@ export function sendJson(res: Reply, status: number, body: unknown, headers: Rec
 }
 
 /**
- * The only place errors become HTTP: a ProxyError keeps its status and code; anything else is logged with its
- * stack and answered 500 INTERNAL without details. Error responses carry no Cache-Control, so nothing caches them.
+ * The only place errors become HTTP: a ProxyError is answered with its code's status (errors.ts), its headers and
+ * `{ "error": code, "message": message }`; anything else is logged with its stack and answered 500 INTERNAL without
+ * details. Error responses carry no Cache-Control, so nothing caches them.
  */
 export function sendError(res: Reply, error: unknown, log: Logger, headers: Record<string, string> = {}): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  const extra: Record<string, string> = { ...headers };
+  let known: ProxyError;
   if (error instanceof ProxyError) {
-    if (error.retryAfterSeconds !== undefined) extra["retry-after"] = String(error.retryAfterSeconds);
-    if (error.status >= 500) log.warn({ code: error.code, err: error.cause ?? error }, error.message);
-    sendJson(res, error.status, { error: error.code, message: error.message }, extra);
-    return;
+    known = error;
+    if (known.status >= 500) log.warn({ code: known.code, err: known.cause ?? known }, known.message);
+  } else {
+    log.error({ err: error }, "unexpected error");
+    known = new ProxyError("INTERNAL", "an unexpected error occurred");
   }
-  log.error({ err: error }, "unexpected error");
-  sendJson(res, 500, { error: "INTERNAL", message: "an unexpected error occurred" }, extra);
+  const extra: Record<string, string> = { ...headers, ...known.headers };
+  if (known.retryAfterSeconds !== undefined) extra["retry-after"] = String(known.retryAfterSeconds);
+  sendJson(res, known.status, { error: known.code, message: known.message }, extra);
 }

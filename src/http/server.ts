@@ -98,15 +98,8 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     if (decision.allowed) return true;
     stats.rateLimited++;
     res.setHeaderPairs(extra);
-    sendJson(
-      res,
-      429,
-      {
-        error: "RATE_LIMITED",
-        message: `too many requests: at most ${limiter.perSecond}/s with bursts of ${limiter.burst}`,
-      },
-      { "retry-after": String(decision.retryAfterSeconds) },
-    );
+    const message = `too many requests: at most ${limiter.perSecond}/s with bursts of ${limiter.burst}`;
+    sendError(res, new ProxyError("RATE_LIMITED", message, { retryAfterSeconds: decision.retryAfterSeconds }), log);
     return false;
   }
 
@@ -236,16 +229,20 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     maxConnectionsPerClient: config.maxConnectionsPerClient,
     clientKeyOf: (socket) => clientKeyOf(socket.remoteAddress ?? "unknown"),
     onRejectedConnection: () => void stats.rejectedConnections++,
-    onRefusedRequest: (status, code, socket) => {
+    onRefusedRequest: (res, error) => {
       stats.refusedRequests++;
-      log.debug({ status, code, client: socket.remoteAddress }, "refused request");
+      log.debug(
+        { status: error.status, code: error.code, reason: error.message, client: res.req.socket.remoteAddress },
+        "refused request",
+      );
+      sendError(res, error, log);
     },
   });
 
   async function close(timeoutMs: number): Promise<void> {
     shuttingDown = true;
     await engine.close(timeoutMs);
-    requestLog.flush();
+    requestLog.close();
   }
 
   return { server: engine.server, close, isShuttingDown: () => shuttingDown };

@@ -12,7 +12,7 @@ import type { ImageFormat } from "../image-format.ts";
 import { VariantKeys } from "../transform/negotiate.ts";
 import type { OutputFormat } from "../transform/negotiate.ts";
 import type { TransformOptions } from "../transform/options.ts";
-import type { TransformLimiter } from "../transform/limiter.ts";
+import type { WorkLimiter } from "../transform/limiter.ts";
 import type { Transformer } from "../transform/pipeline.ts";
 import type { ClusterCoalescer } from "./cluster-coalesce.ts";
 import { Coalescer } from "./coalesce.ts";
@@ -74,7 +74,7 @@ export interface ImageProxyDeps {
   readonly negativeTtlSeconds: number;
   readonly now?: () => number;
   /** Bounds concurrent origin downloads (each buffers a whole original) and sheds beyond its queue. */
-  readonly fetchLimiter?: TransformLimiter | undefined;
+  readonly fetchLimiter?: WorkLimiter | undefined;
   /** Disk and Redis tiers, asked only after a memory miss. */
   readonly lower?: TieredCache | undefined;
   /** Cluster-wide single flight over Redis. */

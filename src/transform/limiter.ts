@@ -10,9 +10,17 @@ interface Waiter {
 const DURATION_SMOOTHING = 1 / 8;
 const MAX_RETRY_AFTER_SECONDS = 60;
 
+/** A limiter's slice of config; `name` is the plural noun its refusals use ("transforms", "origin fetches"). */
+export interface WorkLimiterOptions {
+  readonly name: string;
+  readonly concurrency: number;
+  readonly queue: number;
+}
+
 /**
- * Bounds concurrent sharp jobs: `concurrency` weight units run at once, up to `queue` jobs wait in FIFO order, and
- * anything beyond is refused at once with OVERLOADED (a fast 503 beats a slow timeout and keeps memory bounded).
+ * Bounds concurrent jobs (sharp transforms, origin downloads): `concurrency` weight units run at once, up to `queue`
+ * jobs wait in FIFO order, and anything beyond is refused at once with OVERLOADED (a fast 503 beats a slow timeout and
+ * keeps memory bounded).
  *
  *   run() ──► slots free and nobody waiting? ──yes──► start
  *                        │ no
@@ -24,7 +32,8 @@ const MAX_RETRY_AFTER_SECONDS = 60;
  *
  * FIFO means a heavy job at the head makes light ones behind it wait: no job starves.
  */
-export class TransformLimiter {
+export class WorkLimiter {
+  readonly #name: string;
   readonly #concurrency: number;
   readonly #maxQueued: number;
   readonly #waiters: Waiter[] = [];
@@ -33,7 +42,8 @@ export class TransformLimiter {
   #rejected = 0;
   #averageRunMs = 100;
 
-  constructor(options: { readonly concurrency: number; readonly queue: number }) {
+  constructor(options: WorkLimiterOptions) {
+    this.#name = options.name;
     this.#concurrency = Math.max(1, Math.floor(options.concurrency));
     this.#maxQueued = Math.max(0, Math.floor(options.queue));
   }
@@ -61,7 +71,7 @@ export class TransformLimiter {
       this.#rejected++;
       const retryAfterSeconds = this.#retryAfterSeconds();
       return Promise.reject(
-        new ProxyError("OVERLOADED", `Too many transforms in progress; retry in ${retryAfterSeconds} s`, {
+        new ProxyError("OVERLOADED", `Too many ${this.#name} waiting; retry in ${retryAfterSeconds} s`, {
           retryAfterSeconds,
         }),
       );

@@ -6,7 +6,7 @@ import type { TransformConfig } from "../config/config.ts";
 import { isProxyError, ProxyError } from "../errors.ts";
 import { sniffImageFormat } from "../image-format.ts";
 import type { ImageFormat } from "../image-format.ts";
-import { TransformLimiter } from "./limiter.ts";
+import { WorkLimiter } from "./limiter.ts";
 import type { OutputFormat } from "./negotiate.ts";
 import type { TransformOptions } from "./options.ts";
 import { colour } from "./steps/colour.ts";
@@ -55,7 +55,7 @@ interface SourceHeader {
  */
 export class Transformer {
   readonly #config: TransformConfig;
-  readonly #limiter: TransformLimiter;
+  readonly #limiter: WorkLimiter;
   readonly #memory: MemoryBudget | undefined;
   #transforms = 0;
   #failures = 0;
@@ -65,7 +65,7 @@ export class Transformer {
   constructor(config: TransformConfig, memory?: MemoryBudget) {
     this.#config = config;
     this.#memory = memory;
-    this.#limiter = new TransformLimiter({ concurrency: config.concurrency, queue: config.queue });
+    this.#limiter = new WorkLimiter({ name: "transforms", concurrency: config.concurrency, queue: config.queue });
     configureSharp(config);
   }
 

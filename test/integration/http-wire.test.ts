@@ -242,6 +242,22 @@ describe("malformed and smuggling requests", () => {
     await expectStillHealthy(app);
   });
 
+  it.each(["xchunked", "gzip", "chunked\r\nTransfer-Encoding: identity"])(
+    "answers Transfer-Encoding: %s (the final coding is not chunked) with 400 BAD_REQUEST before closing",
+    async (codings) => {
+      const app = await proxyFor();
+      const client = await WireClient.open(app.port);
+      client.write(get("/healthz", `Transfer-Encoding: ${codings}\r\n`) + "0\r\n\r\n" + get("/healthz"));
+      const res = await client.read();
+      expect(res.status).toBe(400);
+      expect(res.headers["content-type"]).toBe("application/json; charset=utf-8");
+      expect(jsonOf(res).error).toBe("BAD_REQUEST");
+      await client.closed();
+      expect(client.unread.toString("latin1")).toBe("");
+      await expectStillHealthy(app);
+    },
+  );
+
   it("answers an HTTP/1.1 request without Host with 400 and closes", async () => {
     const app = await proxyFor();
     const client = await WireClient.open(app.port);

@@ -211,7 +211,9 @@ describe("origin fetch bounds", () => {
     expect(shed.length).toBe(4);
     for (const s of shed) {
       expect(Number(s.retryAfter)).toBeGreaterThanOrEqual(1);
-      expect((JSON.parse(s.body.toString()) as { error: string }).error).toBe("OVERLOADED");
+      const body = JSON.parse(s.body.toString()) as { error: string; message: string };
+      expect(body.error).toBe("OVERLOADED");
+      expect(body.message).toMatch(/^Too many origin fetches waiting; retry in \d+ s$/); // not "transforms"
     }
     expect(slow.total()).toBe(2); // shed requests never reached the origin
     const stats = (await (await fetch(`${app.url}/api/stats`)).json()) as { shed: number; originFetches: number };

@@ -76,6 +76,21 @@ describe("request log batching", () => {
   });
 });
 
+describe("request log close", () => {
+  it("writes what is batched and stops its timer; a line logged after close is written at once", async () => {
+    const writes: string[] = [];
+    const logger = pino({ level: "info" }, { write: (chunk: string) => writes.push(chunk) });
+    const requestLog = createRequestLog(logger);
+    requestLog("id-1", "GET", "/img/a.jpg", 200, "hit", 1);
+    requestLog.close();
+    expect(writes).toHaveLength(1);
+    requestLog("id-2", "GET", "/img/b.jpg", 200, "miss", 1);
+    expect(writes).toHaveLength(2); // no timer left to batch for
+    await new Promise((resolve) => setTimeout(resolve, 150)); // past a batch interval: nothing more
+    expect(writes.join("").trim().split("\n")).toHaveLength(2);
+  });
+});
+
 describe("createLogger", () => {
   it("writes each batch to its file descriptor before flush() returns (no thread-pool round trip)", () => {
     const dir = mkdtempSync(join(tmpdir(), "imagika-log-"));

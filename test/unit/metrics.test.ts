@@ -1,3 +1,4 @@
+import { Registry, collectDefaultMetrics } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { Metrics } from "../../src/metrics.ts";
 
@@ -41,5 +42,22 @@ describe("Metrics", () => {
     expect(bucket("+Inf", "static")).toBe(1);
     expect(valueOf(body, 'imagika_http_request_duration_seconds_count{route="img"}')).toBe(4);
     expect(valueOf(body, 'imagika_http_request_duration_seconds_sum{route="img"}')).toBeCloseTo(20.0173, 6);
+  });
+
+  it("exposes prom-client's default process and Node.js metrics as collectDefaultMetrics does, and can stop them", async () => {
+    const reference = new Registry();
+    collectDefaultMetrics({ register: reference, prefix: "imagika_" }); // its GC observer stays for this worker's life
+    const shape = (registry: Registry) =>
+      registry
+        .getMetricsAsArray()
+        .filter((metric) => /^imagika_(process|nodejs)_/.test(metric.name))
+        .map(({ name, help, type, aggregator }) => ({ name, help, type, aggregator }));
+    const metrics = new Metrics();
+    expect(shape(metrics.registry)).toEqual(shape(reference));
+    expect(shape(metrics.registry).length).toBeGreaterThan(20);
+    metrics.close();
+    const { body } = await metrics.render(); // still renders after close
+    expect(body).toMatch(/^imagika_nodejs_eventloop_lag_p99_seconds \d/m);
+    expect(body).toMatch(/^imagika_process_resident_memory_bytes \d+/m);
   });
 });

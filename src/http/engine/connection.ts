@@ -1,4 +1,6 @@
 import type { Socket } from "node:net";
+import { ProxyError } from "../../errors.ts";
+import type { ErrorCode } from "../../errors.ts";
 import { Reply } from "./reply.ts";
 import type { HttpRequest, ReplySink } from "./reply.ts";
 import { RequestParser } from "./request-parser.ts";
@@ -7,9 +9,15 @@ import type { RequestHead } from "./request-parser.ts";
 /** Answers one request; must not throw (the server's handler catches its own errors). */
 export type RequestHandler = (req: HttpRequest, res: Reply) => void;
 
+/**
+ * Answers a request refused before any route saw it (`error` is BAD_REQUEST, REQUEST_TIMEOUT, URI_TOO_LONG or
+ * HEADERS_TOO_LARGE), before returning: the connection closes after the reply, and at once if there is none.
+ */
+export type RefusalHandler = (res: Reply, error: ProxyError) => void;
+
 export interface ConnectionOptions {
   readonly handler: RequestHandler;
-  readonly onRefusedRequest: (status: number, code: string, socket: Socket) => void;
+  readonly onRefusedRequest: RefusalHandler;
   /** `keep-alive: timeout=N\r\n`, or "" when idle connections are never timed out. */
   readonly keepAliveLine: string;
   readonly maxRequestsPerSocket: number;
@@ -46,24 +54,16 @@ type State = typeof IDLE | typeof HEAD | typeof BUSY | typeof DRAINING | typeof 
 /** Bytes read and dropped from a closing connection before it is cut. */
 const MAX_LINGER_BYTES = 1024 * 1024;
 
-const REASONS: Readonly<Record<number, string>> = {
-  400: "Bad Request",
-  408: "Request Timeout",
-  414: "URI Too Long",
-  431: "Request Header Fields Too Large",
+/** The refusals, by the status the parser or the header timeout gives: their code and message. */
+const REFUSALS: Readonly<Record<400 | 408 | 414 | 431, { readonly code: ErrorCode; readonly message: string }>> = {
+  400: { code: "BAD_REQUEST", message: "the request is not valid HTTP/1.1" },
+  408: { code: "REQUEST_TIMEOUT", message: "the request headers did not arrive in time" },
+  414: { code: "URI_TOO_LONG", message: "the URL is too long" },
+  431: { code: "HEADERS_TOO_LARGE", message: "the request headers are too large" },
 };
-const ERROR_CODES: Readonly<Record<number, string>> = {
-  400: "BAD_REQUEST",
-  408: "REQUEST_TIMEOUT",
-  414: "URI_TOO_LONG",
-  431: "HEADERS_TOO_LARGE",
-};
-const MESSAGES: Readonly<Record<number, string>> = {
-  400: "the request is not valid HTTP/1.1",
-  408: "the request headers did not arrive in time",
-  414: "the URL is too long",
-  431: "the request headers are too large",
-};
+
+/** What a refused request looks like to the refusal handler: nothing of it can be trusted, so nothing of it is kept. */
+const REFUSED_REQUEST = { method: "", url: "", headers: {}, hasBody: false } as const;
 
 export class Connection implements ReplySink {
   readonly socket: Socket;
@@ -266,18 +266,22 @@ export class Connection implements ReplySink {
     });
   }
 
-  /** Answers a request that cannot be parsed (or came too slowly) and closes: the stream can't be trusted after. */
-  #refuse(status: number, code = ERROR_CODES[status]!): void {
-    this.#options.onRefusedRequest(status, code, this.socket);
-    const message = status === 400 ? `${MESSAGES[status]} (${code})` : MESSAGES[status];
-    const body = JSON.stringify({ error: ERROR_CODES[status], message });
-    if (!this.socket.destroyed) {
-      this.socket.write(
-        `HTTP/1.1 ${status} ${REASONS[status]}\r\ncontent-type: application/json; charset=utf-8\r\n` +
-          `content-length: ${body.length}\r\nx-content-type-options: nosniff\r\nconnection: close\r\n\r\n${body}`,
-      );
+  /**
+   * Answers a request that cannot be parsed (or came too slowly) through the refusal handler, then closes: the stream
+   * can't be trusted after. `reason` is the parser's (an llhttp error name, HOST_MISSING...), told in a 400's message.
+   */
+  #refuse(status: 400 | 408 | 414 | 431, reason?: string): void {
+    const { code, message } = REFUSALS[status];
+    this.#head = undefined; // no head: isClosingAfter() is true, so the reply says connection: close and we close
+    this.#pending = undefined;
+    this.#state = BUSY;
+    const reply = new Reply({ ...REFUSED_REQUEST, socket: this.socket, clientKey: this.clientKey }, this);
+    try {
+      this.#options.onRefusedRequest(reply, new ProxyError(code, status === 400 ? `${message} (${reason})` : message));
+    } catch {
+      // a bug in the handler: the connection is cut below, as #dispatch does
     }
-    this.#closeGracefully();
+    if (!reply.isDone) reply.destroy();
   }
 
   /** Sends our FIN after what is queued, then reads and drops input until the client closes (or the linger ends). */

@@ -1,7 +1,7 @@
 import { createServer } from "node:net";
 import type { Server, Socket } from "node:net";
 import { Connection } from "./connection.ts";
-import type { RequestHandler } from "./connection.ts";
+import type { RefusalHandler, RequestHandler } from "./connection.ts";
 
 /**
  * The proxy's HTTP/1.1 server: `net` sockets, llhttp for request heads (request-parser.ts), one request at a time per
@@ -31,8 +31,11 @@ export interface HttpEngineOptions {
   /** The client key of a socket's peer: the connection cap's key, and each request's `clientKey`. */
   readonly clientKeyOf: (socket: Socket) => string;
   readonly onRejectedConnection: () => void;
-  /** A request refused before any route saw it: 400 (malformed), 408 (too slow), 414 or 431 (too large). */
-  readonly onRefusedRequest: (status: number, code: string, socket: Socket) => void;
+  /**
+   * Answers a request refused before any route saw it: 400 (malformed), 408 (too slow), 414 or 431 (too large), as a
+   * ProxyError whose code says which. It must answer before it returns; the connection closes after the reply.
+   */
+  readonly onRefusedRequest: RefusalHandler;
 }
 
 export interface HttpEngine {

@@ -54,6 +54,9 @@ const OK = constants.ERROR.OK!;
 const ERROR_NAMES = new Map(Object.entries(constants.ERROR).map(([name, code]) => [code, `HPE_${name}`]));
 const METHOD_NAMES = new Map(Object.entries(constants.METHODS).map(([name, code]) => [code, name]));
 
+/** A Transfer-Encoding list whose last coding is chunked (codings are case-insensitive; llhttp has checked the tokens). */
+const FINAL_CHUNKED = /(?:^|,)[ \t]*chunked[ \t]*$/i;
+
 /** Header names whose duplicates are dropped (the first wins), as node:http does; the rest are joined with ", ". */
 const SINGLE_VALUED: ReadonlySet<string> = new Set([
   "age",
@@ -252,6 +255,10 @@ export class RequestParser {
     // RFC 9112 §3.2: an HTTP/1.1 request without a Host, or with more than one, is answered 400.
     const isHttp11 = wasm.llhttp_get_http_major(ptr) === 1 && wasm.llhttp_get_http_minor(ptr) === 1;
     if (hosts > 1 || (hosts === 0 && isHttp11)) return this.#fail(400, hosts > 1 ? "HOST_REPEATED" : "HOST_MISSING");
+    // RFC 9112 §6.3: a request whose final transfer coding is not chunked has no knowable length: 400, then close.
+    // llhttp finds that only after this callback returns, which is too late: the head is dispatched by then.
+    const codings = headers["transfer-encoding"];
+    if (codings !== undefined && !FINAL_CHUNKED.test(codings)) return this.#fail(400, "HPE_INVALID_TRANSFER_ENCODING");
     const contentLength = headers["content-length"];
     this.isInHead = false;
     this.#head = {

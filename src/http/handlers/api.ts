@@ -91,11 +91,7 @@ export async function handlePurge(
     res.setHeader("allow", "DELETE");
     throw new ProxyError("METHOD_NOT_ALLOWED", "use DELETE to purge");
   }
-  if (!isAuthorized(req, adminToken)) {
-    res.setHeader("www-authenticate", 'Bearer realm="imagika-admin"');
-    sendJson(res, 401, { error: "UNAUTHORIZED", message: "a valid admin bearer token is required" });
-    return;
-  }
+  if (!isAuthorized(req, adminToken)) throw new ProxyError("UNAUTHORIZED", "a valid admin bearer token is required");
   const queryAt = url.indexOf("?");
   const pathname = queryAt < 0 ? url : url.slice(0, queryAt);
   const query = queryAt < 0 ? undefined : url.slice(queryAt + 1);

@@ -7,21 +7,18 @@ export function handleHealth(res: Reply): void {
   sendJson(res, 200, { status: "ok" }, { "cache-control": "no-store" });
 }
 
-/** Readiness: the origin answers and the process is not shutting down. */
+/** Readiness: the origin answers and the process is not shutting down; otherwise rejects with a 503 ProxyError. */
 export async function handleReady(
   res: Reply,
   isShuttingDown: boolean,
   checkOrigin: () => Promise<void>,
 ): Promise<void> {
-  if (isShuttingDown) {
-    sendJson(res, 503, { error: "SHUTTING_DOWN", message: "the proxy is shutting down" });
-    return;
-  }
+  if (isShuttingDown) throw new ProxyError("SHUTTING_DOWN", "the proxy is shutting down");
   try {
     await checkOrigin();
-    sendJson(res, 200, { status: "ready" }, { "cache-control": "no-store" });
   } catch (error) {
     const message = error instanceof ProxyError ? error.message : "the origin is unreachable";
-    sendJson(res, 503, { error: "ORIGIN_UNREACHABLE", message });
+    throw new ProxyError("ORIGIN_UNREACHABLE", message, { cause: error });
   }
+  sendJson(res, 200, { status: "ready" }, { "cache-control": "no-store" });
 }

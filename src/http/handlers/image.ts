@@ -10,7 +10,6 @@ import { matchesIfNoneMatch, parseRange } from "../conditional.ts";
 import { ProxyError } from "../../errors.ts";
 import { parseImagePath } from "../path.ts";
 import { renderHeaderLines } from "../header-lines.ts";
-import { sendJson } from "../respond.ts";
 import { SIGNATURE_KEYS, verifySignature } from "../signature.ts";
 
 export interface ImageHandlerOptions {
@@ -208,14 +207,8 @@ function sendVariant(
       ? parseRange(req.headers.range, size)
       : { kind: "full" as const };
   if (range.kind === "unsatisfiable") {
-    res.setHeaderPairs(extraHeaders);
-    sendJson(
-      res,
-      416,
-      { error: "RANGE_NOT_SATISFIABLE", message: `the image has ${size} bytes` },
-      { "content-range": `bytes */${size}` },
-    );
-    return;
+    const contentRange = { "content-range": `bytes */${size}` };
+    throw new ProxyError("RANGE_NOT_SATISFIABLE", `the image has ${size} bytes`, { headers: contentRange });
   }
   const isHead = req.method === "HEAD";
   if (range.kind === "partial") {

@@ -10,7 +10,7 @@ export const format: TransformStep = {
   apply(image, plan) {
     switch (plan.format) {
       case "avif":
-        // Effort from config (see STACK.md: effort 4 is ~10x slower than 2 on 4K input). 4:2:0 like WebP and
+        // Effort from --avif-effort: effort 4 is ~10x slower than 2 on 4K input. 4:2:0 like WebP and
         // JPEG: sharp's AVIF default of 4:4:4 costs bytes the other formats do not spend.
         return image.avif({
           quality: plan.quality ?? DEFAULT_QUALITY.avif,

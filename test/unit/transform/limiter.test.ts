@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import { ProxyError } from "../../../src/errors.ts";
-import { TransformLimiter } from "../../../src/transform/limiter.ts";
+import { WorkLimiter } from "../../../src/transform/limiter.ts";
 
 /** A job the test finishes by hand. */
 function gate(): { promise: Promise<void>; open: () => void } {
@@ -10,9 +10,9 @@ function gate(): { promise: Promise<void>; open: () => void } {
   return { promise, open };
 }
 
-describe("TransformLimiter", () => {
+describe("WorkLimiter", () => {
   it("never runs more jobs than its concurrency, and runs them all", async () => {
-    const limiter = new TransformLimiter({ concurrency: 2, queue: 10 });
+    const limiter = new WorkLimiter({ name: "transforms", concurrency: 2, queue: 10 });
     let running = 0;
     let peak = 0;
     const jobs = Array.from({ length: 8 }, (_, i) =>
@@ -31,7 +31,7 @@ describe("TransformLimiter", () => {
   });
 
   it("starts queued jobs in FIFO order", async () => {
-    const limiter = new TransformLimiter({ concurrency: 1, queue: 10 });
+    const limiter = new WorkLimiter({ name: "transforms", concurrency: 1, queue: 10 });
     const order: number[] = [];
     const first = gate();
     const jobs = [limiter.run(() => first.promise.then(() => order.push(0)))];
@@ -43,7 +43,7 @@ describe("TransformLimiter", () => {
   });
 
   it("refuses at once with OVERLOADED and a Retry-After when the queue is full", async () => {
-    const limiter = new TransformLimiter({ concurrency: 1, queue: 2 });
+    const limiter = new WorkLimiter({ name: "transforms", concurrency: 1, queue: 2 });
     const blocker = gate();
     const accepted = [0, 1, 2].map(() => limiter.run(() => blocker.promise));
     const refused = limiter.run(() => Promise.resolve("never"));
@@ -57,8 +57,18 @@ describe("TransformLimiter", () => {
     expect(limiter.stats()).toEqual({ inFlight: 0, queued: 0, rejected: 1 });
   });
 
+  it("names the work it refuses, so a full origin-fetch queue does not blame transforms", async () => {
+    const limiter = new WorkLimiter({ name: "origin fetches", concurrency: 1, queue: 0 });
+    const blocker = gate();
+    const running = limiter.run(() => blocker.promise);
+    const refused: unknown = await limiter.run(() => Promise.resolve()).catch((error: unknown) => error);
+    expect((refused as ProxyError).message).toMatch(/^Too many origin fetches waiting; retry in \d+ s$/);
+    blocker.open();
+    await running;
+  });
+
   it("with queue 0 refuses as soon as every slot is busy", async () => {
-    const limiter = new TransformLimiter({ concurrency: 1, queue: 0 });
+    const limiter = new WorkLimiter({ name: "transforms", concurrency: 1, queue: 0 });
     const blocker = gate();
     const running = limiter.run(() => blocker.promise);
     await expect(limiter.run(() => Promise.resolve())).rejects.toMatchObject({ code: "OVERLOADED" });
@@ -68,7 +78,7 @@ describe("TransformLimiter", () => {
   });
 
   it("reports how long a job waited in the queue", async () => {
-    const limiter = new TransformLimiter({ concurrency: 1, queue: 1 });
+    const limiter = new WorkLimiter({ name: "transforms", concurrency: 1, queue: 1 });
     const first = limiter.run(() => sleep(40));
     const second = limiter.run(() => Promise.resolve());
     const [a, b] = await Promise.all([first, second]);
@@ -77,14 +87,14 @@ describe("TransformLimiter", () => {
   });
 
   it("frees the slot when a job fails, and passes the error on", async () => {
-    const limiter = new TransformLimiter({ concurrency: 1, queue: 1 });
+    const limiter = new WorkLimiter({ name: "transforms", concurrency: 1, queue: 1 });
     await expect(limiter.run(() => Promise.reject(new Error("boom")))).rejects.toThrow("boom");
     await expect(limiter.run(() => Promise.resolve("ok"))).resolves.toMatchObject({ value: "ok" });
     expect(limiter.stats().inFlight).toBe(0);
   });
 
   it("counts a job's weight against the slots, capped at the concurrency", async () => {
-    const limiter = new TransformLimiter({ concurrency: 2, queue: 5 });
+    const limiter = new WorkLimiter({ name: "transforms", concurrency: 2, queue: 5 });
     const heavy = gate();
     const heavyJob = limiter.run(() => heavy.promise, 2);
     let lightRan = false;

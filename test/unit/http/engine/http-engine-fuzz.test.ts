@@ -1,9 +1,13 @@
 import fc from "fast-check";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { pino } from "pino";
 import { createHttpEngine } from "../../../../src/http/engine/http-engine.ts";
+import { sendError } from "../../../../src/http/respond.ts";
 import type { HttpEngine } from "../../../../src/http/engine/http-engine.ts";
 import { WireClient, destroyWireClients } from "../../../helpers/wire-client.ts";
+
+const SILENT = pino({ level: "silent" });
 
 /**
  * The engine under generated input on real sockets: valid requests pipelined and cut at arbitrary points must each get
@@ -34,7 +38,7 @@ beforeAll(async () => {
     maxConnectionsPerClient: 1000,
     clientKeyOf: () => "fuzz",
     onRejectedConnection: () => {},
-    onRefusedRequest: () => {},
+    onRefusedRequest: (res, error) => sendError(res, error, SILENT),
   });
   await new Promise<void>((resolve) => engine.server.listen(0, "127.0.0.1", resolve));
   port = (engine.server.address() as AddressInfo).port;

@@ -1,10 +1,14 @@
 import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
+import { pino } from "pino";
 import type { RequestHandler } from "../../../../src/http/engine/connection.ts";
 import { createHttpEngine } from "../../../../src/http/engine/http-engine.ts";
+import { sendError } from "../../../../src/http/respond.ts";
 import type { HttpEngine, HttpEngineOptions } from "../../../../src/http/engine/http-engine.ts";
 import { WireClient, destroyWireClients, get } from "../../../helpers/wire-client.ts";
+
+const SILENT = pino({ level: "silent" });
 
 const BODY = Buffer.from("0123456789");
 const LINES = 'content-type: image/jpeg\r\netag: "abc"\r\n';
@@ -25,7 +29,7 @@ async function serve(handler: RequestHandler, options: Partial<HttpEngineOptions
     maxConnectionsPerClient: 100,
     clientKeyOf: (socket) => socket.remoteAddress ?? "",
     onRejectedConnection: () => {},
-    onRefusedRequest: () => {},
+    onRefusedRequest: (res, error) => sendError(res, error, SILENT),
     ...options,
   });
   engines.push(engine);
@@ -227,6 +231,14 @@ describe("HTTP engine", () => {
     expect((await idle.read()).headers["keep-alive"]).toBeUndefined(); // under a second: no timeout=0 to mislead
     await idle.closed();
     expect(idle.unread.length).toBe(0);
+  });
+
+  it("cuts a refused connection at once when the refusal handler does not answer", async () => {
+    const port = await serve((_req, res) => res.end("ok"), { onRefusedRequest: () => {} });
+    const client = await WireClient.open(port);
+    client.write("GET / HTTP/1.1\r\n\r\n" + get("/")); // no Host: refused, and the request behind it never answered
+    await client.closed();
+    expect(client.unread.length).toBe(0);
   });
 
   it("does not count a reply still being sent as idle time: a slow reader gets the whole body", async () => {

@@ -88,6 +88,11 @@ describe("request parser (llhttp)", () => {
     ["Connection: close", "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", { isKeepAlive: false }],
     ["a Content-Length body", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello", { hasBody: true }],
     ["a chunked body", "GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", { hasBody: true }],
+    [
+      "codings ending in chunked",
+      "GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n",
+      { hasBody: true },
+    ],
     ["Content-Length: 0", "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", { hasBody: false }],
     ["an upgrade", "GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n", { isUpgrade: true }],
     ["CONNECT", "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", { isUpgrade: true }],
@@ -105,6 +110,10 @@ describe("request parser (llhttp)", () => {
     ["a folded line", "X-A: a\r\n b\r\n"],
     ["a second Host", "Host: y\r\n"],
     ["a Transfer-Encoding that does not end in chunked", "Transfer-Encoding: chunked, identity\r\n"],
+    // RFC 9112 §6.3: a request whose final transfer coding is not chunked has no knowable length.
+    ["a Transfer-Encoding that only looks like chunked", "Transfer-Encoding: xchunked\r\n"],
+    ["a Transfer-Encoding without chunked", "Transfer-Encoding: gzip\r\n"],
+    ["a second Transfer-Encoding line after chunked", "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n"],
   ])("refuses %s with 400", (_name, extra) => {
     expect(parse(`GET / HTTP/1.1\r\nHost: x\r\n${extra}\r\n`)).toMatchObject({ kind: "error", status: 400 });
   });
