@@ -9,6 +9,7 @@
  *   --duration-s 45                        length of each mixed load
  *   --rounds 1                             repeat the configurations this many times
  *   --quick                                10 s loads, the shipped configuration beside "before" only
+ *   --render <file.json>                   rewrite memory.md and memory.svg from saved rows (no load)
  *
  * `npm run bench` runs it after bench/run.ts with the same arguments: flags of run.ts it does not know are ignored.
  */
@@ -145,6 +146,7 @@ async function main(): Promise<void> {
     options: {
       quick: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
+      render: { type: "string" },
       only: { type: "string", default: "mixed16,mixed64,herd,distinct" },
       configs: { type: "string", default: "before,shipped,shippedGlibc" },
       "duration-s": { type: "string", default: "45" },
@@ -152,6 +154,10 @@ async function main(): Promise<void> {
     },
   });
   if (values.help === true) return; // bench/run.ts printed the help
+  if (typeof values.render === "string") {
+    writeReports(JSON.parse(readFileSync(values.render, "utf8")) as Record<string, unknown>[], false);
+    return;
+  }
   installCleanup(() => undefined);
   const isQuick = values.quick === true;
   const durationMs = (isQuick ? 10 : Number(values["duration-s"])) * 1000;
@@ -220,12 +226,17 @@ async function main(): Promise<void> {
     }
   }
   await origin.close();
+  writeReports(rows, true);
+  await stopAllChildren();
+}
+
+/** bench/results/memory.{json,md,svg}; the JSON only when the rows are new. */
+function writeReports(rows: readonly Record<string, unknown>[], isNew: boolean): void {
   mkdirSync(RESULTS_DIR, { recursive: true });
-  writeFileSync(join(RESULTS_DIR, "memory.json"), `${JSON.stringify(rows, null, 2)}\n`);
+  if (isNew) writeFileSync(join(RESULTS_DIR, "memory.json"), `${JSON.stringify(rows, null, 2)}\n`);
   writeFileSync(join(RESULTS_DIR, "memory.md"), formatMarkdown(rows));
   writeFileSync(join(RESULTS_DIR, "memory.svg"), renderBarChart(peakChart(rows)));
   console.log(formatMarkdown(rows));
-  await stopAllChildren();
 }
 
 interface Server {
@@ -342,6 +353,18 @@ function peakChart(rows: readonly Record<string, unknown>[]): Chart {
     target: { value: 1, label: "limit" },
     isHigherBetter: false,
   };
+}
+
+function shortScenario(name: string): string {
+  return name.replace(", 200 + 12 cold", "").replace(" clients", "").replace(",", "");
+}
+
+function shortConfig(name: string): string {
+  if (name.startsWith("before")) return "before";
+  if (name.includes("no limit")) return "jemalloc, no budget";
+  if (name.includes("without libjemalloc2")) return "tuned glibc";
+  if (name.startsWith("as shipped")) return "shipped";
+  return name.slice(0, 24);
 }
 
 function round1(value: number): number {
