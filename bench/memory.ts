@@ -339,9 +339,7 @@ function peakChart(rows: readonly Record<string, unknown>[]): Chart {
     .map((r) => {
       const limit = limits[String(r.scenario)] ?? 1;
       return {
-        label: `${String(r.scenario)}: ${String(r.config)
-          .replace(/[:(].*$/, "")
-          .trim()}`,
+        label: `${shortScenario(String(r.scenario))}: ${shortConfig(String(r.config))}`,
         value: Number(r.peakMiB) / limit,
         detail: `${Math.round(Number(r.peakMiB))} of ${limit} MiB, ${String(r.okShare)}% 200`,
       };
