@@ -10,6 +10,7 @@
  *   --rounds 1                             repeat the configurations this many times
  *   --quick                                10 s loads, the shipped configuration beside "before" only
  *   --render <file.json>                   rewrite memory.md and memory.svg from saved rows (no load)
+ *   --out <name>                           write bench/results/<name>.{json,md,svg} (default memory)
  *
  * `npm run bench` runs it after bench/run.ts with the same arguments: flags of run.ts it does not know are ignored.
  */
@@ -147,6 +148,7 @@ async function main(): Promise<void> {
       quick: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
       render: { type: "string" },
+      out: { type: "string", default: "memory" },
       only: { type: "string", default: "mixed16,mixed64,herd,distinct" },
       configs: { type: "string", default: "before,shipped,shippedGlibc" },
       "duration-s": { type: "string", default: "45" },
@@ -155,7 +157,11 @@ async function main(): Promise<void> {
   });
   if (values.help === true) return; // bench/run.ts printed the help
   if (typeof values.render === "string") {
-    writeReports(JSON.parse(readFileSync(values.render, "utf8")) as Record<string, unknown>[], false);
+    writeReports(
+      JSON.parse(readFileSync(values.render, "utf8")) as Record<string, unknown>[],
+      String(values.out),
+      false,
+    );
     return;
   }
   installCleanup(() => undefined);
@@ -226,16 +232,16 @@ async function main(): Promise<void> {
     }
   }
   await origin.close();
-  writeReports(rows, true);
+  writeReports(rows, String(values.out), true);
   await stopAllChildren();
 }
 
-/** bench/results/memory.{json,md,svg}; the JSON only when the rows are new. */
-function writeReports(rows: readonly Record<string, unknown>[], isNew: boolean): void {
+/** bench/results/<name>.{json,md,svg}; the JSON only when the rows are new. */
+function writeReports(rows: readonly Record<string, unknown>[], name: string, isNew: boolean): void {
   mkdirSync(RESULTS_DIR, { recursive: true });
-  if (isNew) writeFileSync(join(RESULTS_DIR, "memory.json"), `${JSON.stringify(rows, null, 2)}\n`);
-  writeFileSync(join(RESULTS_DIR, "memory.md"), formatMarkdown(rows));
-  writeFileSync(join(RESULTS_DIR, "memory.svg"), renderBarChart(peakChart(rows)));
+  if (isNew) writeFileSync(join(RESULTS_DIR, `${name}.json`), `${JSON.stringify(rows, null, 2)}\n`);
+  writeFileSync(join(RESULTS_DIR, `${name}.md`), formatMarkdown(rows));
+  writeFileSync(join(RESULTS_DIR, `${name}.svg`), renderBarChart(peakChart(rows)));
   console.log(formatMarkdown(rows));
 }
 
