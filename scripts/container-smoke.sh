@@ -327,10 +327,12 @@ log "SIGTERM: the proxy stopped in ${STOP_SECONDS} s with exit code 0 and logged
 
 # --- figures -----------------------------------------------------------------------------------------------------
 TOTAL_SECONDS=$(since "$STARTED_AT")
+BASE_NOTE=cached
+[ -z "$BASE_SECONDS" ] || BASE_NOTE="built in ${BASE_SECONDS} s"
 cat >&2 <<FIGURES
 container-smoke: OK, every check passed
   image                 $IMAGE: $((IMAGE_BYTES / 1000000)) MB ($BASE_IMAGE stand-in: $((BASE_BYTES / 1000000)) MB)
-  stand-in base         ${BASE_SECONDS:+built in ${BASE_SECONDS} s}${BASE_SECONDS:-cached}
+  stand-in base         ${BASE_NOTE}
   podman build          ${BUILD_SECONDS} s
   podman run → /readyz  ${READY_SECONDS} s
   cached hits           container ${CONTAINER_RPS} req/s, host ${HOST_RPS} req/s: ratio ${RPS_RATIO} ($LOAD_CONNECTIONS connections, 2 × ${LOAD_SECONDS} s each)
