@@ -68,6 +68,14 @@ if (process.env.IMAGIKA_LAUNCHED !== "1" && (childEnv !== undefined || missingFl
     process.kill(process.pid, signal);
   });
 } else {
+  // Until the CLI takes the signals over (src/cli.ts handleSignals sets the flag), a stop request means "stop": nothing
+  // is running yet. As PID 1 in a container Node would otherwise ignore a SIGTERM that comes while it loads.
+  const isOwnedByCli = Symbol.for("imagika.signalsOwned");
+  for (const signal of ["SIGINT", "SIGTERM"]) {
+    process.on(signal, () => {
+      if (globalThis[isOwnedByCli] !== true) process.exit(0);
+    });
+  }
   const { register } = await import("tsx/esm/api");
   register();
   await import("../src/main.ts");

@@ -130,15 +130,16 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<vo
   }
 }
 
-function onSignals(stop: () => Promise<void>): void {
-  let stopping = false;
-  const handler = (signal: NodeJS.Signals): void => {
-    if (stopping) {
-      process.exit(1); // second Ctrl-C: do not wait any longer
-    }
-    stopping = true;
-    console.error(`\nimagika: ${signal} received, shutting down`);
-    stop().then(
+/**
+ * SIGTERM/SIGINT handling, installed before anything starts: a signal that arrives while the servers are still
+ * starting (as PID 1 in a container, Node drops it when no handler exists yet) is remembered, and the servers are
+ * closed as soon as `started` hands over their stop function. A second signal exits at once.
+ */
+function handleSignals(): { started(stop: () => Promise<void>): void } {
+  let stop: (() => Promise<void>) | undefined;
+  let isStopping = false;
+  const run = (): void => {
+    stop?.().then(
       () => process.exit(0),
       (error: unknown) => {
         console.error(error);
@@ -146,8 +147,23 @@ function onSignals(stop: () => Promise<void>): void {
       },
     );
   };
+  const handler = (signal: NodeJS.Signals): void => {
+    if (isStopping) process.exit(1); // second Ctrl-C: do not wait any longer
+    isStopping = true;
+    console.error(`\nimagika: ${signal} received, shutting down`);
+    run();
+  };
+  // bin/imagika.js's "exit while loading" handlers stand down from here (removing listeners could drop a signal
+  // already on its way to them).
+  (globalThis as Record<symbol, unknown>)[Symbol.for("imagika.signalsOwned")] = true;
   process.on("SIGTERM", handler);
   process.on("SIGINT", handler);
+  return {
+    started: (stopServers) => {
+      stop = stopServers;
+      if (isStopping) run();
+    },
+  };
 }
 
 function runSign(argv: readonly string[]): void {
@@ -171,8 +187,9 @@ async function runProxy(argv: readonly string[], deps: CliDeps): Promise<void> {
   const { values, positionals } = loadSettings(PROXY_SETTINGS, { env: process.env, argv, envPrefix: ENV_PREFIX });
   if (positionals.length > 0) throw new ConfigError([`unexpected argument '${positionals[0]}'`]);
   if (shouldForkWorkers(values.workers)) return runWorkers(values.workers);
+  const signals = handleSignals();
   const app = await deps.createApp(buildConfig(values));
-  onSignals(() => app.close());
+  signals.started(() => app.close());
 }
 
 async function runOrigin(argv: readonly string[]): Promise<void> {
@@ -184,6 +201,7 @@ async function runOrigin(argv: readonly string[]): Promise<void> {
   if (positionals.length > 0) throw new ConfigError([`unexpected argument '${positionals[0]}'`]);
   if (!existsSync(values.dir))
     throw new ConfigError([`--dir: directory '${values.dir}' does not exist (run 'imagika samples' to create one)`]);
+  const signals = handleSignals();
   const origin = await startOriginServer({
     dir: values.dir,
     port: values.port,
@@ -192,7 +210,7 @@ async function runOrigin(argv: readonly string[]): Promise<void> {
     bandwidthBytesPerSecond: values.bandwidth,
   });
   console.log(`imagika origin serving ${resolve(values.dir)} at ${origin.url}`);
-  onSignals(() => origin.close());
+  signals.started(() => origin.close());
 }
 
 async function runSamples(argv: readonly string[]): Promise<void> {
@@ -245,6 +263,7 @@ async function runStart(argv: readonly string[], deps: CliDeps): Promise<void> {
   if (positionals.length > 0) throw new ConfigError([`unexpected argument '${positionals[0]}'`]);
   if (!(await hasImages(values.dir))) await makeSamples(values.dir, values.sampleCount, SAMPLES_SETTINGS.seed.default);
   const webRoot = values.webRoot !== "" ? values.webRoot : await ensureWebBuilt();
+  const signals = handleSignals();
   const origin = await startOriginServer({
     dir: values.dir,
     port: values.originPort,
@@ -263,7 +282,7 @@ async function runStart(argv: readonly string[], deps: CliDeps): Promise<void> {
   console.log(
     `\n  Imagika is running\n    gallery + dashboard  ${app.url}/\n    image API            ${app.url}/img/<path>?w=800&f=auto\n    stats                ${app.url}/api/stats\n    origin               ${origin.url}\n\n  Ctrl-C stops everything.\n`,
   );
-  onSignals(async () => {
+  signals.started(async () => {
     await app.close();
     await origin.close();
   });

@@ -107,12 +107,34 @@ describe("imagika CLI", () => {
         expect(maps).not.toContain("libjemalloc");
         expect(line.allocator).toBe("glibc malloc (MALLOC_ARENA_MAX=2)");
       }
-      // The CLI installs its signal handlers just after the "listening" line; give it that moment.
-      await new Promise((resolve) => setTimeout(resolve, 300));
     } finally {
       child.kill("SIGTERM");
     }
     expect(await exited).toBe(0);
     expect(stderr).toContain("SIGTERM received, shutting down");
+  });
+
+  // As PID 1 in a container Node ignores a signal nobody handles: a stop while loading or starting must still stop.
+  it.each([
+    ["while it loads", 200],
+    ["as the CLI takes the signals over", 450],
+    ["while it starts", 700],
+  ])("exits 0 on SIGTERM sent %s", async (_when, delayMs) => {
+    const env = {
+      ...process.env,
+      IMAGIKA_ALLOCATOR: "system",
+      IMAGIKA_LAUNCHED: "1", // in-process: the signal reaches the CLI itself
+    };
+    const child = spawn(
+      process.execPath,
+      ["--no-memory-reducer", "--expose-gc", BIN, "proxy", "--port", "0", "--origin", tmpdir()],
+      { env, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.on("exit", (code, signal) => resolve({ code, signal })),
+    );
+    await new Promise((resolve) => setTimeout(resolve, delayMs));
+    child.kill("SIGTERM");
+    expect(await exited).toEqual({ code: 0, signal: null });
   });
 });
