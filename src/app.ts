@@ -26,6 +26,7 @@ import { MARGIN_SHARE } from "./config/memory.ts";
 import { MemoryBudget } from "./memory/memory-budget.ts";
 import { TransformLimiter } from "./transform/limiter.ts";
 import { Transformer } from "./transform/pipeline.ts";
+import { createOptionRules } from "./transform/options.ts";
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -64,6 +65,8 @@ async function createFetcher(config: Config): Promise<Fetcher & { fetchListing?:
 
 /** The only module that constructs and connects every part. */
 export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {
+  // First: a bad preset stops the start (ConfigError) before anything listens or connects.
+  const rules = createOptionRules(config.imageOptions, config.transform);
   const log = options.logger ?? createLogger(config.log);
   const stats = new ProxyStats();
   const fetcher = await createFetcher(config);
@@ -312,7 +315,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const clusterView = joinCluster({ metrics, snapshot, log });
   const http = createHttpServer({
     config: config.http,
-    image: { maxOutputDimension: config.transform.maxOutputDimension, isRemoteEnabled: remote !== undefined },
+    image: { rules, isRemoteEnabled: remote !== undefined },
     proxy,
     stats,
     limiter,
