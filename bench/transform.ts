@@ -1,6 +1,8 @@
 // Issue 4's figures: a cold 4K JPEG -> 1280 px WebP through the whole proxy against the same sharp pipeline called
 // directly (the floor), the herd (200 concurrent requests for one new variant) against one cold request, and the
-// AVIF cost at the configured effort. Ratios come from one run, interleaved, so machine noise cancels out.
+// AVIF cost at the configured effort. Issue 19's: a cold gravity=attention smart crop 4K -> 400x400 against the same
+// sharp call, and f=thumbhash of a 4K original already in memory. Ratios come from one run, interleaved, so machine
+// noise cancels out.
 // `node --import tsx bench/transform.ts [--quick] [--json <file>]`
 import { execFileSync, spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
@@ -39,6 +41,14 @@ export interface TransformFigures {
   readonly avifBytes: number;
   readonly webpBytes: number;
   readonly avifEffort: number;
+  /** Cold 4K -> 400x400 WebP, gravity=attention, through the proxy, and the same sharp call in its own process. */
+  readonly proxyColdAttentionMs: number;
+  readonly bareSharpAttentionMs: number;
+  readonly attentionRatio: number;
+  /** f=thumbhash of a 4K original the proxy already holds in memory: the request, end to end at the client. */
+  readonly thumbhashMs: number;
+  /** The same placeholder with bare sharp + thumbhash (fit inside 100x100, raw RGBA, rgbaToThumbHash). */
+  readonly bareSharpThumbhashMs: number;
 }
 
 function hasTaskset(): boolean {
@@ -95,8 +105,9 @@ export async function runTransformBench(log: (line: string) => void = console.lo
   const dir = await mkdtemp(join(tmpdir(), "imagika-bench-transform-"));
   log("transform bench: generating a 4K JPEG original");
   const original = await makeOriginal();
-  // One copy per cold request, so every proxied request pays origin read + transform, like a real cold miss.
-  const copies = ROUNDS * 2 + 3;
+  // One copy per cold request, so every proxied request pays origin read + transform, like a real cold miss:
+  // webp, avif, attention and thumbhash rounds, plus 3 for warming and the herd.
+  const copies = ROUNDS * 4 + 3;
   for (let i = 0; i < copies; i++) await writeFile(join(dir, `p${i}.jpg`), original);
   const port = 20_000 + Math.floor(Math.random() * 20_000);
   // Pinning (when taskset exists): the proxy and the bare-sharp floor (its own process) on core 0, this process (the
@@ -140,6 +151,12 @@ export async function runTransformBench(log: (line: string) => void = console.lo
     const bareWebp: number[] = [];
     const proxyAvif: number[] = [];
     const bareAvif: number[] = [];
+    const proxyAttention: number[] = [];
+    const bareAttention: number[] = [];
+    const thumbhash: number[] = [];
+    const bareThumbhash: number[] = [];
+    await bareSharp.run({ format: "attention" });
+    await bareSharp.run({ format: "thumbhash" });
     let webpBytes = 0;
     let avifBytes = 0;
     for (let round = 0; round < ROUNDS; round++) {
@@ -152,6 +169,15 @@ export async function runTransformBench(log: (line: string) => void = console.lo
       proxyAvif.push(avif.ms);
       avifBytes = avif.bytes;
       bareAvif.push((await bareSharp.run({ format: "avif", avifEffort: effort })).ms);
+      proxyAttention.push(
+        (await timed(`${base}/img/p${2 * ROUNDS + round}.jpg?w=400&h=400&gravity=attention&f=webp`)).ms,
+      );
+      bareAttention.push((await bareSharp.run({ format: "attention" })).ms);
+      // The original first reaches memory through another variant; then only the placeholder's work is timed.
+      const inMemory = `${base}/img/p${3 * ROUNDS + round}.jpg`;
+      await timed(`${inMemory}?w=16&f=webp`);
+      thumbhash.push((await timed(`${inMemory}?f=thumbhash`, "*/*")).ms);
+      bareThumbhash.push((await bareSharp.run({ format: "thumbhash" })).ms);
     }
 
     log(`transform bench: herd of ${HERD} concurrent requests for one new variant`);
@@ -189,6 +215,11 @@ export async function runTransformBench(log: (line: string) => void = console.lo
       avifBytes,
       webpBytes,
       avifEffort: effort,
+      proxyColdAttentionMs: median(proxyAttention),
+      bareSharpAttentionMs: median(bareAttention),
+      attentionRatio: median(proxyAttention) / median(bareAttention),
+      thumbhashMs: median(thumbhash),
+      bareSharpThumbhashMs: median(bareThumbhash),
     };
     return figures;
   } finally {
@@ -219,6 +250,11 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
       `${f.proxyColdAvifMs.toFixed(0)} ms (${(f.avifBytes / 1024).toFixed(0)} KiB vs WebP ${(f.webpBytes / 1024).toFixed(0)} KiB)`,
     ],
     ["same AVIF, bare sharp", `${f.bareSharpAvifMs.toFixed(0)} ms`],
+    ["cold 4K -> 400x400 WebP, gravity=attention, through the proxy", `${f.proxyColdAttentionMs.toFixed(0)} ms`],
+    ["same smart crop, bare sharp (floor)", `${f.bareSharpAttentionMs.toFixed(0)} ms`],
+    ["ratio proxy / floor (target <= 1.15)", f.attentionRatio.toFixed(2)],
+    ["f=thumbhash of a 4K original in memory, end to end (target < 60 ms)", `${f.thumbhashMs.toFixed(0)} ms`],
+    ["same placeholder, bare sharp + thumbhash", `${f.bareSharpThumbhashMs.toFixed(0)} ms`],
   ];
   console.log(`\n| figure | value |\n| --- | --- |\n${rows.map(([a, b]) => `| ${a} | ${b} |`).join("\n")}`);
   if (jsonOut !== undefined) await writeFile(jsonOut, JSON.stringify(f, null, 2));

@@ -29,6 +29,7 @@ import { createScaleOut } from "./scale-out.ts";
 import type { ScaleOut } from "./scale-out.ts";
 import { WorkLimiter } from "./transform/limiter.ts";
 import { Transformer } from "./transform/pipeline.ts";
+import { createOptionRules } from "./transform/options.ts";
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -184,6 +185,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
 
 /** createApp's work: builds the parts, recording in `parts` what will need releasing, and listens. */
 async function startApp(config: Config, options: AppOptions, log: Logger, parts: Releasable): Promise<App> {
+  // First: a bad preset stops the start (ConfigError) before anything listens or connects.
+  const rules = createOptionRules(config.imageOptions, config.transform);
   const { now } = options;
   const stats = new ProxyStats();
   const fetcher = (parts.fetcher = await createFetcher(config));
@@ -243,7 +246,7 @@ async function startApp(config: Config, options: AppOptions, log: Logger, parts:
   const clusterView = (parts.clusterView = joinCluster({ metrics, snapshot, log }));
   const http = (parts.http = createHttpServer({
     config: config.http,
-    image: { maxOutputDimension: config.transform.maxOutputDimension, isRemoteEnabled: remote !== undefined },
+    image: { rules, isRemoteEnabled: remote !== undefined },
     proxy,
     stats,
     limiter,

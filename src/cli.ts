@@ -15,6 +15,7 @@ import { int, text } from "./config/parsers.ts";
 import { ConfigError, formatHelp, loadSettings, setting } from "./config/settings.ts";
 import { runWorkers, shouldForkWorkers } from "./cluster.ts";
 import { signImageUrl } from "./http/signature.ts";
+import { createOptionRules } from "./transform/options.ts";
 import { generateSamples, hasImages } from "../origin-server/samples.ts";
 import { startOriginServer } from "../origin-server/server.ts";
 
@@ -186,9 +187,12 @@ function runSign(argv: readonly string[]): void {
 async function runProxy(argv: readonly string[], deps: CliDeps): Promise<void> {
   const { values, positionals } = loadSettings(PROXY_SETTINGS, { env: process.env, argv, envPrefix: ENV_PREFIX });
   if (positionals.length > 0) throw new ConfigError([`unexpected argument '${positionals[0]}'`]);
+  const config = buildConfig(values);
+  // Checked here too, so a bad preset stops the primary instead of crash-looping its workers.
+  createOptionRules(config.imageOptions, config.transform);
   if (shouldForkWorkers(values.workers)) return runWorkers(values.workers);
   const signals = handleSignals();
-  const app = await deps.createApp(buildConfig(values));
+  const app = await deps.createApp(config);
   signals.started(() => app.close());
 }
 

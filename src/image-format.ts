@@ -1,7 +1,10 @@
 /** Image formats Imagika recognises from magic numbers (never from a Content-Type claim). */
 export type ImageFormat = "jpeg" | "png" | "webp" | "avif" | "gif" | "svg" | "tiff" | "heif";
 
-export const CONTENT_TYPES: Readonly<Record<ImageFormat, string>> = {
+/** What a response body (and a cache entry) holds: an image, or a ThumbHash placeholder as base64 text (f=thumbhash). */
+export type BodyFormat = ImageFormat | "thumbhash";
+
+export const CONTENT_TYPES: Readonly<Record<BodyFormat, string>> = {
   jpeg: "image/jpeg",
   png: "image/png",
   webp: "image/webp",
@@ -10,6 +13,20 @@ export const CONTENT_TYPES: Readonly<Record<ImageFormat, string>> = {
   svg: "image/svg+xml",
   tiff: "image/tiff",
   heif: "image/heif",
+  thumbhash: "text/plain; charset=utf-8",
+};
+
+/** The file name extension of each body format (Content-Disposition). */
+export const EXTENSIONS: Readonly<Record<BodyFormat, string>> = {
+  jpeg: "jpg",
+  png: "png",
+  webp: "webp",
+  avif: "avif",
+  gif: "gif",
+  svg: "svg",
+  tiff: "tif",
+  heif: "heic",
+  thumbhash: "txt",
 };
 
 function ascii(bytes: Uint8Array, offset: number, text: string): boolean {

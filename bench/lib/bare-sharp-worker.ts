@@ -1,8 +1,8 @@
 // The bare sharp floor as its own process, so it can run on the servers' core: `node --import tsx
-// bench/lib/bare-sharp-worker.ts <original>` with an IPC channel. Each message `{ format, avifEffort? }` runs the
+// bench/lib/bare-sharp-worker.ts <original>` with an IPC channel. Each message (a BareSharpJob) runs the
 // pipeline once on the original and answers `{ ms, bytes }` (or `{ error }`), timed here, without the IPC.
 import { readFileSync } from "node:fs";
-import { bareSharpAvif, bareSharpWebp } from "./bare-sharp.ts";
+import { runBareSharp } from "./bare-sharp.ts";
 import type { BareSharpJob } from "./bare-sharp.ts";
 
 const path = process.argv[2];
@@ -15,8 +15,7 @@ const send = process.send.bind(process);
 
 process.on("message", (job: BareSharpJob) => {
   const started = performance.now();
-  const run = job.format === "avif" ? bareSharpAvif(original, job.avifEffort ?? 0) : bareSharpWebp(original);
-  run.then(
+  runBareSharp(original, job).then(
     (bytes) => send({ ms: performance.now() - started, bytes }),
     (error: unknown) => send({ error: String(error) }),
   );

@@ -2,6 +2,7 @@ import type { ChildProcess } from "node:child_process";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import sharp from "sharp";
+import { rgbaToThumbHash } from "thumbhash";
 import { spawnTracked, stopChild } from "./children.ts";
 import { placeCommand } from "./placement.ts";
 import type { Placement } from "./placement.ts";
@@ -30,9 +31,44 @@ export async function bareSharpAvif(original: Buffer, effort: number): Promise<n
   return out.byteLength;
 }
 
+/** Imagika's `?w=400&h=400&gravity=attention&f=webp`: libvips' attention smart crop, called directly. */
+export async function bareSharpAttention(original: Buffer): Promise<number> {
+  const out = await sharp(original)
+    .rotate()
+    .resize({ width: 400, height: 400, position: sharp.strategy.attention, withoutEnlargement: true })
+    .webp({ quality: 80 })
+    .toBuffer();
+  return out.byteLength;
+}
+
+/** Imagika's `?f=thumbhash`: fit inside 100x100, raw RGBA, rgbaToThumbHash, base64. Resolves to the text's length. */
+export async function bareSharpThumbhash(original: Buffer): Promise<number> {
+  const { data, info } = await sharp(original)
+    .rotate()
+    .resize({ width: 100, height: 100, fit: "inside" })
+    .ensureAlpha()
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  return Buffer.from(rgbaToThumbHash(info.width, info.height, data)).toString("base64").length;
+}
+
 export interface BareSharpJob {
-  readonly format: "webp" | "avif";
+  readonly format: "webp" | "avif" | "attention" | "thumbhash";
   readonly avifEffort?: number;
+}
+
+/** Runs one job's pipeline on the original; resolves to the output's size in bytes. */
+export function runBareSharp(original: Buffer, job: BareSharpJob): Promise<number> {
+  switch (job.format) {
+    case "webp":
+      return bareSharpWebp(original);
+    case "avif":
+      return bareSharpAvif(original, job.avifEffort ?? 0);
+    case "attention":
+      return bareSharpAttention(original);
+    case "thumbhash":
+      return bareSharpThumbhash(original);
+  }
 }
 
 export interface BareSharpRun {

@@ -28,7 +28,7 @@ describe("options → cache key (per request, hot path)", () => {
   const keys = new VariantKeys(LIMITS);
   const rawQuery = QUERY.toString();
   bench("TransformOptionsParser.parse + VariantKeys.resolve (remembered)", () => {
-    keys.resolve(parser.parse(rawQuery) ?? PARSED, CHROME_ACCEPT);
+    keys.resolve(parser.parse(rawQuery).options ?? PARSED, CHROME_ACCEPT);
   });
 });
 

@@ -1,6 +1,6 @@
 import { crc32 } from "node:zlib";
 import { CONTENT_TYPES } from "../image-format.ts";
-import type { ImageFormat } from "../image-format.ts";
+import type { BodyFormat } from "../image-format.ts";
 import type { Variant } from "./tier.ts";
 
 /**
@@ -25,7 +25,7 @@ export const ENTRY_HEADER_BYTES = 16;
 
 interface Meta {
   readonly k: string;
-  readonly f: ImageFormat;
+  readonly f: BodyFormat;
   readonly e: string;
   readonly w?: number;
   readonly h?: number;

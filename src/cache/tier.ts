@@ -1,9 +1,9 @@
-import type { ImageFormat } from "../image-format.ts";
+import type { BodyFormat } from "../image-format.ts";
 
 /** What every cache tier stores: a response body with the facts needed to answer from it. */
 export interface Variant {
   readonly body: Buffer;
-  readonly format: ImageFormat;
+  readonly format: BodyFormat;
   /** Strong validator, quoted: `"<base64url sha-256 prefix>"`. */
   readonly etag: string;
   readonly width?: number;

@@ -1,7 +1,8 @@
+import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { ConfigError } from "./settings.ts";
 import { planMemory, readCgroupMemoryLimit } from "./memory.ts";
-import { autoOr, bandwidth, bool, bytes, float, int, list, oneOf, text } from "./parsers.ts";
+import { autoOr, bandwidth, bool, bytes, float, int, intList, list, oneOf, text } from "./parsers.ts";
 import type { ParseResult } from "./parsers.ts";
 import { loadSettings, setting } from "./settings.ts";
 import type { SettingValues } from "./settings.ts";
@@ -332,6 +333,44 @@ export const PROXY_SETTINGS = {
     bareValue: "true",
     help: "Rasterise SVG originals (refused by default)",
   }),
+  presets: setting<Readonly<Record<string, string>>>({
+    flag: "presets",
+    env: "PRESETS",
+    parse: presetsFile,
+    default: {},
+    defaultLabel: "(none)",
+    help: 'JSON file of named options for p=<name>, e.g. {"thumb": "w=160&h=160&fit=cover&gravity=attention"}; checked at start',
+  }),
+  presetsOnly: setting({
+    flag: "presets-only",
+    env: "PRESETS_ONLY",
+    parse: bool(),
+    default: false,
+    bareValue: "true",
+    help: "Accept only p=<preset> (and s, exp) in image URLs; any other option is a 400",
+  }),
+  allowedWidths: setting({
+    flag: "allowed-widths",
+    env: "ALLOWED_WIDTHS",
+    parse: intList(1, 16_384),
+    default: [] as readonly number[],
+    help: "Comma-separated output widths (w x dpr, device pixels) an image URL may ask for; others are a 400; w=auto snaps up to one. Empty: any",
+  }),
+  allowedQualities: setting({
+    flag: "allowed-qualities",
+    env: "ALLOWED_QUALITIES",
+    parse: intList(1, 100),
+    default: [] as readonly number[],
+    help: "Comma-separated values q may take; others are a 400. Empty: any 1-100",
+  }),
+  clientHints: setting({
+    flag: "client-hints",
+    env: "CLIENT_HINTS",
+    parse: bool(),
+    default: false,
+    bareValue: "true",
+    help: "Send Accept-CH on image responses and accept w=auto and dpr=auto (from Sec-CH-Width, Sec-CH-Viewport-Width, Sec-CH-DPR)",
+  }),
   adminToken: setting({
     flag: "admin-token",
     env: "ADMIN_TOKEN",
@@ -449,6 +488,41 @@ export const PROXY_SETTINGS = {
   }),
 };
 
+/** Largest --presets file read: thousands of presets, and nothing that could stall the start. */
+const MAX_PRESETS_FILE_BYTES = 1024 * 1024;
+
+/**
+ * --presets: a JSON object of preset name → option query string. Only its shape is checked here; the options are
+ * parsed with the URL vocabulary at start (createOptionRules), which names a bad preset and its bad option.
+ */
+function presetsFile(raw: string): ParseResult<Readonly<Record<string, string>>> {
+  const expected = 'a JSON file of {"<name>": "<options>"} (for example {"thumb": "w=160&h=160&fit=cover"})';
+  if (raw.trim() === "") return { ok: true, value: {} };
+  let text: string;
+  try {
+    text = readFileSync(raw, "utf8");
+  } catch (error) {
+    return { ok: false, expected: `${expected}; cannot read it (${(error as NodeJS.ErrnoException).code ?? "error"})` };
+  }
+  if (text.length > MAX_PRESETS_FILE_BYTES) return { ok: false, expected: `${expected} of at most 1 MiB` };
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    return {
+      ok: false,
+      expected: `${expected}; it is not JSON (${error instanceof Error ? error.message : "parse error"})`,
+    };
+  }
+  if (json === null || typeof json !== "object" || Array.isArray(json)) return { ok: false, expected };
+  const presets: Record<string, string> = {};
+  for (const [name, value] of Object.entries(json)) {
+    if (typeof value !== "string") return { ok: false, expected: `${expected}; preset '${name}' is not a string` };
+    presets[name] = value;
+  }
+  return { ok: true, value: Object.freeze(presets) };
+}
+
 /** `redis://` or `rediss://` URL, or empty (no Redis). */
 function parseRedisUrl(raw: string): ParseResult<string> {
   const value = raw.trim();
@@ -489,6 +563,19 @@ export interface Config {
   readonly workers: number;
   readonly redis: RedisConfig;
   readonly memory: MemoryConfig;
+  readonly imageOptions: ImageOptionsConfig;
+}
+
+/** The query vocabulary of image URLs beyond the built-in options (transform/options.ts: createOptionRules). */
+export interface ImageOptionsConfig {
+  /** Preset name → option query string, as read from --presets (parsed and checked at start). */
+  readonly presets: Readonly<Record<string, string>>;
+  readonly isPresetsOnly: boolean;
+  /** Sorted; empty: any width. */
+  readonly allowedWidths: readonly number[];
+  /** Sorted; empty: any quality. */
+  readonly allowedQualities: readonly number[];
+  readonly hasClientHints: boolean;
 }
 
 export interface MemoryConfig {
@@ -585,6 +672,17 @@ export function buildConfig(
     workers: s.workers,
   });
   if ("problem" in memory) throw new ConfigError([memory.problem]);
+  const problems: string[] = [];
+  if (s.presetsOnly && Object.keys(s.presets).length === 0) {
+    problems.push("--presets-only: no preset is defined (--presets): every image URL with options would be refused");
+  }
+  const tooWide = s.allowedWidths.filter((width) => width > s.maxOutputDimension);
+  if (tooWide.length > 0) {
+    problems.push(
+      `--allowed-widths: ${tooWide.join(", ")} exceed --max-output-dimension ${s.maxOutputDimension}: no URL could ask for them`,
+    );
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze({
     port: s.port,
     host: s.host,
@@ -644,6 +742,13 @@ export function buildConfig(
     workers: s.workers,
     redis: { url: s.redisUrl, keyPrefix: s.redisKeyPrefix },
     memory: { limitBytes: memory.limitBytes, source: memory.source },
+    imageOptions: {
+      presets: s.presets,
+      isPresetsOnly: s.presetsOnly,
+      allowedWidths: s.allowedWidths,
+      allowedQualities: s.allowedQualities,
+      hasClientHints: s.clientHints,
+    },
   });
 }
 

@@ -57,6 +57,21 @@ export function list(): Parser<readonly string[]> {
     );
 }
 
+/** Comma-separated integers min-max, sorted and without repeats; empty string is an empty list. */
+export function intList(min: number, max: number): Parser<readonly number[]> {
+  const one = int(min, max);
+  return (raw) => {
+    const values = new Set<number>();
+    for (const item of raw.split(",")) {
+      if (item.trim() === "") continue;
+      const parsed = one(item);
+      if (!parsed.ok) return fail(`comma-separated integers ${min}-${max}`);
+      values.add(parsed.value);
+    }
+    return ok([...values].sort((a, b) => a - b));
+  };
+}
+
 const BYTE_UNITS: Record<string, number> = {
   "": 1,
   b: 1,

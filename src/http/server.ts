@@ -19,13 +19,16 @@ import { createHttpEngine } from "./engine/http-engine.ts";
 import type { Reply, HttpRequest } from "./engine/reply.ts";
 import { sendError, sendJson } from "./respond.ts";
 import type { StaticFiles } from "./static-files.ts";
+import { ClientHintResolver } from "../transform/client-hints.ts";
 import { TransformOptionsParser } from "../transform/options.ts";
+import type { OptionRules } from "../transform/options.ts";
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
 export interface HttpDeps {
   readonly config: HttpConfig;
-  readonly image: { readonly maxOutputDimension: number; readonly isRemoteEnabled: boolean };
+  /** `rules`: the query vocabulary (createOptionRules). */
+  readonly image: { readonly rules: OptionRules; readonly isRemoteEnabled: boolean };
   readonly proxy: ImageProxy;
   readonly stats: ProxyStats;
   readonly limiter: RateLimiter | undefined;
@@ -50,11 +53,13 @@ export interface HttpServer {
 /** The routes, on the proxy's own HTTP/1.1 engine (engine/http-engine.ts says why not node:http). */
 export function createHttpServer(deps: HttpDeps): HttpServer {
   const { config, log, stats, limiter } = deps;
+  const { rules } = deps.image;
   const imageOptions: ImageHandlerOptions = {
     ...deps.image,
     signingKeys: config.signingKeys,
-    queryParser: new TransformOptionsParser(deps.image),
-    headerLines: imageHeaderLines(config),
+    queryParser: new TransformOptionsParser(rules),
+    clientHints: new ClientHintResolver(rules),
+    headerLines: imageHeaderLines({ ...config, hasClientHints: rules.hasClientHints === true }),
   };
   const policy = limiter
     ? `"default";q=${limiter.burst};w=${Math.max(1, Math.ceil(limiter.burst / limiter.perSecond))}`

@@ -1,10 +1,14 @@
 import type { OptionLimits, TransformOptions } from "./options.ts";
+import { orientationOf } from "./orientation.ts";
 import { DEFAULT_QUALITY } from "./quality.ts";
 import { remember } from "./remember.ts";
 import { resolveTargetSize } from "./target-size.ts";
 
-/** "original" = encode in the original's own format (see resolveEncoding in pipeline.ts for gif, tiff, heif, svg). */
-export type OutputFormat = "avif" | "webp" | "jpeg" | "png" | "original";
+/**
+ * "original" = encode in the original's own format (see resolveEncoding in pipeline.ts for gif, tiff, heif, svg);
+ * "thumbhash" = a ThumbHash placeholder of the variant, as base64 text.
+ */
+export type OutputFormat = "avif" | "webp" | "jpeg" | "png" | "thumbhash" | "original";
 
 /**
  * Bump when the pipeline starts producing different bytes for the same options (new step, new encoder settings),
@@ -57,24 +61,40 @@ function acceptedImageTypes(accept: string): Set<string> {
 }
 
 /**
- * Canonical, order-independent string for the cache key from the normalised options AFTER negotiation, defaults
- * applied: dpr folded into width/height and clamped, fit only when both sides are set (default cover), enlarge only
- * when there is a size, quality defaulted per format (PNG: "lossless" or a palette quality). "auto" never appears.
- * Two requests that must produce identical bytes get the same string; different outputs never share one.
- * Example: "v1;f=webp;w=800;h=600;fit=cover;enlarge=0;q=80".
+ * Canonical, order-independent string for the cache key from the normalised options AFTER negotiation (and after
+ * client hints are resolved), defaults applied: dpr folded into width/height and clamped, fit only when both sides
+ * are set (default cover), enlarge only when there is a size, quality defaulted per format (PNG: "lossless" or a
+ * palette quality). rot and flip become one of the 8 orientations; gravity (unless center) and fp only when a cover
+ * crop happens; a ThumbHash has no quality, blur or sharpen (they do not change a 100 px placeholder). "auto" never
+ * appears. Two requests that must produce identical bytes get the same string; different outputs never share one.
+ * Example: "v1;f=webp;w=800;h=600;fit=cover;enlarge=0;rot=90;gravity=attention;q=80".
  */
 export function variantKey(options: TransformOptions, format: OutputFormat, limits: OptionLimits): string {
   const { width, height } = resolveTargetSize(options, limits);
   const parts = [`v${PIPELINE_VERSION}`, `f=${format}`];
   if (width !== undefined) parts.push(`w=${width}`);
   if (height !== undefined) parts.push(`h=${height}`);
-  if (width !== undefined && height !== undefined) parts.push(`fit=${options.fit ?? "cover"}`);
+  const fit = options.fit ?? "cover";
+  if (width !== undefined && height !== undefined) parts.push(`fit=${fit}`);
   if (width !== undefined || height !== undefined) parts.push(`enlarge=${options.enlarge ? 1 : 0}`);
+  const { crop, focalPoint, gravity } = options;
+  if (crop !== undefined) parts.push(`crop=${crop.left},${crop.top},${crop.width},${crop.height}`);
+  const { turn, isMirrored } = orientationOf(options.rotation, options.flip);
+  if (turn !== 0) parts.push(`rot=${turn}`);
+  if (isMirrored) parts.push("flip=h");
+  if (width !== undefined && height !== undefined && fit === "cover") {
+    if (focalPoint !== undefined) parts.push(`fp=${focalPoint.x},${focalPoint.y}`);
+    else if (gravity !== undefined && gravity !== "center") parts.push(`gravity=${gravity}`);
+  }
+  if (options.background !== undefined) parts.push(`bg=${options.background}`);
+  if (format === "thumbhash") return parts.join(";");
+  if (options.blur !== undefined) parts.push(`blur=${options.blur}`);
+  if (options.sharpen !== undefined) parts.push(`sharpen=${options.sharpen}`);
   parts.push(`q=${keyQuality(options.quality, format)}`);
   return parts.join(";");
 }
 
-function keyQuality(quality: number | undefined, format: OutputFormat): string {
+function keyQuality(quality: number | undefined, format: Exclude<OutputFormat, "thumbhash">): string {
   switch (format) {
     case "avif":
     case "webp":

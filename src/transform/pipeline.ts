@@ -8,18 +8,38 @@ import { sniffImageFormat } from "../image-format.ts";
 import type { ImageFormat } from "../image-format.ts";
 import { WorkLimiter } from "./limiter.ts";
 import type { OutputFormat } from "./negotiate.ts";
-import type { TransformOptions } from "./options.ts";
+import type { Region, TransformOptions } from "./options.ts";
+import { isQuarterTurn, orientationOf, orientPoint, orientRegion } from "./orientation.ts";
+import { encodePlaceholder, MAX_PLACEHOLDER_SIDE } from "./placeholder.ts";
 import { colour } from "./steps/colour.ts";
+import { crop } from "./steps/crop.ts";
+import { effects } from "./steps/effects.ts";
+import { focus } from "./steps/focus.ts";
 import { format as encode } from "./steps/format.ts";
 import { orient } from "./steps/orient.ts";
 import { resize } from "./steps/resize.ts";
-import type { EncodedFormat, RenderPlan, TransformStep } from "./steps/step.ts";
+import type { EncodedFormat, FocusCrop, RenderPlan, TransformStep } from "./steps/step.ts";
+import { halfTurnAndMirror, quarterTurn } from "./steps/turn.ts";
 import { resolveTargetSize } from "./target-size.ts";
-import { estimateWorkingSet, expectedOutputSize } from "./working-set.ts";
+import { coverSize, estimateWorkingSet, expectedOutputSize } from "./working-set.ts";
 import type { Lease, MemoryBudget } from "../memory/memory-budget.ts";
 
-/** Read top to bottom: what happens to every variant, in order. */
-export const STEPS: readonly TransformStep[] = [orient, resize, colour, encode];
+/**
+ * Read top to bottom: what happens to every variant, in order. The order of the calls matters to sharp where it
+ * says so: the crop before the resize (cut from the original), a quarter turn before it, a half turn or mirror and
+ * the focal window after it.
+ */
+export const STEPS: readonly TransformStep[] = [
+  orient,
+  crop,
+  quarterTurn,
+  resize,
+  halfTurnAndMirror,
+  focus,
+  effects,
+  colour,
+  encode,
+];
 
 export interface TransformResult {
   readonly body: Buffer;
@@ -44,6 +64,8 @@ interface SourceHeader {
   readonly frameHeight: number;
   readonly frames: number;
   readonly isRotatedQuarter: boolean;
+  /** EXIF Orientation, 1 (upright) when absent. */
+  readonly orientation: number;
   readonly hasAlpha: boolean;
   readonly hasProfile: boolean;
   readonly channels: number;
@@ -78,9 +100,10 @@ export class Transformer {
   async transform(original: Buffer, options: TransformOptions, format: OutputFormat): Promise<TransformResult> {
     try {
       const header = await inspectHeader(original, this.#config);
+      if (options.crop !== undefined) checkCrop(options.crop, header);
       const encoding = resolveEncoding(format, header);
       const plan = planRender(options, encoding, header, this.#config);
-      const frames = framesToRender(encoding, header, this.#config);
+      const frames = framesToRender(plan, header, this.#config);
       const queuedAt = performance.now();
       // The original stays referenced while the job waits and runs, cached or not: it is part of the lease.
       const lease = await this.#memory?.admit(original.byteLength + workingSetOf(plan, header, frames));
@@ -182,6 +205,7 @@ async function inspectHeader(original: Buffer, config: TransformConfig): Promise
     frameHeight,
     frames: metadata.pages ?? 1,
     isRotatedQuarter: (metadata.orientation ?? 1) >= 5, // EXIF 5-8 swap width and height
+    orientation: metadata.orientation ?? 1,
     hasAlpha: metadata.hasAlpha,
     hasProfile: metadata.hasProfile,
     channels: metadata.channels ?? 3,
@@ -213,6 +237,25 @@ export function resolveEncoding(
   }
 }
 
+/** The original after EXIF orientation, one frame. */
+function orientedSize(header: SourceHeader): { width: number; height: number } {
+  return header.isRotatedQuarter
+    ? { width: header.frameHeight, height: header.width }
+    : { width: header.width, height: header.frameHeight };
+}
+
+/** crop must lie inside the oriented original: only now, with the header read, is its size known. */
+function checkCrop(region: Region, header: SourceHeader): void {
+  const { width, height } = orientedSize(header);
+  if (region.left + region.width > width || region.top + region.height > height) {
+    throw new ProxyError(
+      "INVALID_OPTIONS",
+      `Invalid option crop: ${region.left},${region.top},${region.width},${region.height} is not inside the ` +
+        `${width}x${height} px image (left + width must be at most ${width}, top + height at most ${height})`,
+    );
+  }
+}
+
 function planRender(
   options: TransformOptions,
   encoding: EncodedFormat,
@@ -220,47 +263,147 @@ function planRender(
   config: TransformConfig,
 ): RenderPlan {
   const target = resolveTargetSize(options, config);
-  return {
+  const orientation = orientationOf(options.rotation, options.flip);
+  const oriented = orientedSize(header);
+  const picked = options.crop ?? { left: 0, top: 0, ...oriented };
+  const isQuarter = isQuarterTurn(orientation);
+  const fit = options.fit ?? "cover";
+  const plan: RenderPlan = {
     width: target.width,
     height: target.height,
-    fit: options.fit ?? "cover",
+    fit,
     enlarge: options.enlarge,
     maxOutputDimension: config.maxOutputDimension,
-    sourceWidth: header.isRotatedQuarter ? header.frameHeight : header.width,
-    sourceHeight: header.isRotatedQuarter ? header.width : header.frameHeight,
+    sourceWidth: isQuarter ? picked.height : picked.width,
+    sourceHeight: isQuarter ? picked.width : picked.height,
+    // sharp turns a quarter turn before it cuts (see steps/turn.ts), so the region is turned with the picture.
+    crop:
+      options.crop === undefined || !isQuarter
+        ? options.crop
+        : orientRegion(orientation, options.crop, oriented.width, oriented.height),
+    orientation,
+    gravity: options.gravity ?? "center",
+    focus: undefined,
+    background: options.background === undefined ? undefined : `#${options.background}`,
+    blur: options.blur,
+    sharpen: options.sharpen,
     hasAlpha: header.hasAlpha,
     hasProfile: header.hasProfile,
     format: encoding,
     quality: options.quality,
     avifEffort: config.avifEffort,
   };
+  // fp is a point of the oriented original; the window is cut from the cropped, turned and resized picture.
+  const { focalPoint } = options;
+  const point =
+    focalPoint === undefined || !isCoverCrop(plan)
+      ? undefined
+      : orientPoint(
+          orientation,
+          clamp01((focalPoint.x * oriented.width - picked.left) / picked.width),
+          clamp01((focalPoint.y * oriented.height - picked.top) / picked.height),
+        );
+  const focused = point === undefined ? plan : { ...plan, focus: planFocus(plan, point) };
+  return encoding === "thumbhash" ? planPlaceholder(focused, point) : focused;
+}
+
+function isCoverCrop(plan: RenderPlan): boolean {
+  return plan.width !== undefined && plan.height !== undefined && plan.fit === "cover";
+}
+
+function clamp01(value: number): number {
+  return Math.min(1, Math.max(0, value));
+}
+
+/**
+ * fp: scale the picture to cover the box (never up without enlarge), then the box-sized window (smaller where the
+ * picture is) centred on the point, moved back inside the picture where it would stick out.
+ */
+function planFocus(plan: RenderPlan, point: { x: number; y: number }): FocusCrop {
+  const { sourceWidth: sw, sourceHeight: sh } = plan;
+  const boxWidth = plan.width ?? sw;
+  const boxHeight = plan.height ?? sh;
+  let scale = Math.max(boxWidth / sw, boxHeight / sh);
+  if (!plan.enlarge) scale = Math.min(scale, 1);
+  const coverWidth = Math.max(1, Math.round(sw * scale));
+  const coverHeight = Math.max(1, Math.round(sh * scale));
+  const width = Math.min(boxWidth, coverWidth);
+  const height = Math.min(boxHeight, coverHeight);
+  const place = (at: number, size: number, room: number): number =>
+    Math.min(room - size, Math.max(0, Math.round(at * room - size / 2)));
+  return {
+    coverWidth,
+    coverHeight,
+    window: { left: place(point.x, width, coverWidth), top: place(point.y, height, coverHeight), width, height },
+  };
+}
+
+/**
+ * f=thumbhash: the variant the other options describe, scaled to fit 100x100 (ThumbHash's limit), so a placeholder
+ * has the colours and aspect ratio of the picture it stands in for. The same crop at a smaller scale: cover, contain
+ * and fill keep their fit in the smaller box; otherwise the variant has the picture's own shape, and fitting the
+ * picture inside its scaled size gives exactly sharp's `resize(100, 100, { fit: "inside" })`. blur and sharpen would
+ * not change a placeholder.
+ */
+function planPlaceholder(plan: RenderPlan, point: { x: number; y: number } | undefined): RenderPlan {
+  const base = { ...plan, blur: undefined, sharpen: undefined };
+  const output = expectedOutputSize(plan);
+  const scale = Math.min(1, MAX_PLACEHOLDER_SIDE / output.width, MAX_PLACEHOLDER_SIDE / output.height);
+  const width = Math.max(1, Math.round(output.width * scale));
+  const height = Math.max(1, Math.round(output.height * scale));
+  const keepsFit =
+    plan.width !== undefined && plan.height !== undefined && plan.fit !== "inside" && plan.fit !== "outside";
+  if (!keepsFit) return { ...base, width, height, fit: "inside", enlarge: true, focus: undefined };
+  const smaller = { ...base, width, height };
+  return point === undefined ? smaller : { ...smaller, focus: planFocus(smaller, point) };
 }
 
 /**
  * Frames to decode: 1 unless the output can animate (WebP, GIF) and maxAnimationFrames allows more, and never so
- * many that all frames together exceed maxSourcePixels (100 frames of 1000x1000 would be 400 MB of pixels).
+ * many that all frames together exceed maxSourcePixels (100 frames of 1000x1000 would be 400 MB of pixels). Turns and
+ * smart crops take 1 frame: sharp refuses them on a strip of frames, and a half-turned strip plays backwards.
  */
+function framesToRender(plan: RenderPlan, header: SourceHeader, config: TransformConfig): number {
+  if (plan.format !== "webp" && plan.format !== "gif") return 1;
+  if (plan.orientation.turn !== 0 || isSmartCrop(plan)) return 1;
+  const pixelsPerFrame = header.width * header.frameHeight;
+  const budget = Math.floor(config.maxSourcePixels / pixelsPerFrame);
+  return Math.max(1, Math.min(header.frames, config.maxAnimationFrames, budget));
+}
+
+function isSmartCrop(plan: RenderPlan): boolean {
+  return plan.focus === undefined && isCoverCrop(plan) && (plan.gravity === "attention" || plan.gravity === "entropy");
+}
+
 /** The working set of a planned render (see working-set.ts for the measurements behind it). */
 function workingSetOf(plan: RenderPlan, header: SourceHeader, frames: number): number {
   const output = expectedOutputSize(plan);
+  const hasExtract = plan.crop !== undefined || plan.focus !== undefined;
+  // sharp orients before anything else once an extract is asked for (and turns a quarter turn before the resize).
+  const isTurnedFirst = isQuarterTurn(plan.orientation) || (hasExtract && header.orientation >= 2);
+  // After the resize, a half turn (ours or EXIF 3/4) holds the cover-scaled (or resized) picture whole; a smart
+  // crop ranks it.
+  const isExifHalfTurn = header.orientation === 3 || header.orientation === 4;
+  const isHeld = plan.orientation.turn === 180 || (isExifHalfTurn && !isTurnedFirst);
+  const held = isCoverCrop(plan) ? coverSize(plan) : output;
+  const heldPixels = held.width * held.height * frames;
   return estimateWorkingSet({
     sourceFormat: header.format,
     sourceWidth: header.width,
     sourceHeight: header.frameHeight,
     channels: header.channels,
     isRotated: header.isRotatedQuarter,
+    isTurnedFirst,
+    cropRows: plan.crop?.height,
     outputWidth: output.width,
     outputHeight: output.height,
+    heldPixels: isHeld ? heldPixels : 0,
+    smartCropPixels: isSmartCrop(plan) ? heldPixels : 0,
+    blurSigma: plan.blur,
+    isSharpened: plan.sharpen !== undefined,
     frames,
     format: plan.format,
   });
-}
-
-function framesToRender(encoding: EncodedFormat, header: SourceHeader, config: TransformConfig): number {
-  if (encoding !== "webp" && encoding !== "gif") return 1;
-  const pixelsPerFrame = header.width * header.frameHeight;
-  const budget = Math.floor(config.maxSourcePixels / pixelsPerFrame);
-  return Math.max(1, Math.min(header.frames, config.maxAnimationFrames, budget));
 }
 
 async function render(
@@ -280,7 +423,7 @@ async function render(
   try {
     const { data, info } = await image.toBuffer({ resolveWithObject: true });
     return {
-      body: data,
+      body: plan.format === "thumbhash" ? encodePlaceholder(data, info.width, info.height) : data,
       width: info.width,
       height: info.pageHeight ?? info.height,
       transformMs: performance.now() - startedAt,

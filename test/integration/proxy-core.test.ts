@@ -124,6 +124,7 @@ describe("proxy core", () => {
         "cache-control",
         "cache-status",
         "connection",
+        "content-disposition",
         "content-length",
         "content-security-policy",
         "content-type",
@@ -140,6 +141,7 @@ describe("proxy core", () => {
       ].sort(),
     );
     expect(lines).toContain("x-request-id: trace-1");
+    expect(lines).toContain('content-disposition: inline; filename="photo.jpg"');
     expect(lines).toContain("cache-status: imagika; hit");
     expect(lines).toContain(`content-length: ${jpeg.length}`);
     expect(lines).toContain("connection: close"); // the client asked: the engine, not the route, frames the connection

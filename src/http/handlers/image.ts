@@ -4,22 +4,28 @@ import { CONTENT_TYPES } from "../../image-format.ts";
 import type { Metrics } from "../../metrics.ts";
 import type { ImageProxy, ProxyResult } from "../../proxy/image-proxy.ts";
 import type { ProxyStats } from "../../proxy/stats.ts";
-import { parseTransformOptions } from "../../transform/options.ts";
-import type { TransformOptions, TransformOptionsParser } from "../../transform/options.ts";
+import { ACCEPT_CH, hintsVary } from "../../transform/client-hints.ts";
+import type { ClientHintResolver } from "../../transform/client-hints.ts";
+import { parseImageQuery } from "../../transform/options.ts";
+import type { ImageQuery, OptionRules, TransformOptionsParser } from "../../transform/options.ts";
 import { matchesIfNoneMatch, parseRange } from "../conditional.ts";
+import { contentDisposition } from "../content-disposition.ts";
 import { ProxyError } from "../../errors.ts";
 import { parseImagePath } from "../path.ts";
 import { renderHeaderLines } from "../header-lines.ts";
 import { SIGNATURE_KEYS, verifySignature } from "../signature.ts";
 
 export interface ImageHandlerOptions {
-  readonly maxOutputDimension: number;
+  /** The query vocabulary: limits, presets, allowed widths and qualities, client hints. */
+  readonly rules: OptionRules;
   /** Non-empty: every image URL must carry a valid `s` signature under one of these keys. */
   readonly signingKeys: readonly string[];
   /** Remote mode (`/img?url=`) is on. */
   readonly isRemoteEnabled: boolean;
   /** Parses (and remembers) the options of unsigned `/img/<path>?<options>` requests. */
   readonly queryParser: TransformOptionsParser;
+  /** Resolves w=auto and dpr=auto from the request's client hints. */
+  readonly clientHints: ClientHintResolver;
   /** The headers every image response carries, rendered once by imageHeaderLines(). */
   readonly headerLines: string;
 }
@@ -37,6 +43,8 @@ export function imageHeaderLines(options: {
   readonly corsOrigin: string;
   /** Cross-Origin-Resource-Policy value, or "off". */
   readonly crossOriginResourcePolicy: string;
+  /** --client-hints: ask browsers for the hints w=auto and dpr=auto read. */
+  readonly hasClientHints: boolean;
 }): string {
   const pairs = [
     "cache-control",
@@ -50,6 +58,7 @@ export function imageHeaderLines(options: {
   ];
   if (options.crossOriginResourcePolicy !== "off")
     pairs.push("cross-origin-resource-policy", options.crossOriginResourcePolicy);
+  if (options.hasClientHints) pairs.push("accept-ch", ACCEPT_CH);
   if (options.corsOrigin !== "") {
     pairs.push(
       "access-control-allow-origin",
@@ -57,7 +66,7 @@ export function imageHeaderLines(options: {
       "timing-allow-origin",
       options.corsOrigin,
       "access-control-expose-headers",
-      "Cache-Status, X-Cache, Server-Timing, Content-Length, ETag, RateLimit, RateLimit-Policy, Retry-After",
+      "Cache-Status, X-Cache, Server-Timing, Content-Length, Content-Disposition, ETag, RateLimit, RateLimit-Policy, Retry-After",
     );
   }
   return renderHeaderLines(pairs);
@@ -119,26 +128,40 @@ export function handleImage(
   }
   const isSigned = options.signingKeys.length > 0;
   let path: string;
-  let transform: TransformOptions | null;
+  let parsed: ImageQuery;
   if (isRemote || isSigned) {
     // The query also carries the source URL or the signature: parsed in full every time.
     const params = new URLSearchParams(query);
     path = isRemote ? remoteSource(params) : parseImagePath(url.slice(5, queryAt < 0 ? undefined : queryAt)); // after "/img/"
     if (isSigned) verifySignature(isRemote ? "" : path, params, options.signingKeys, Date.now() / 1000);
     const ignored = isRemote ? (isSigned ? SIGNED_REMOTE_KEYS : REMOTE_KEYS) : SIGNATURE_KEYS;
-    transform = query === "" ? null : parseTransformOptions(params, options, ignored);
+    parsed = query === "" ? NO_QUERY : parseImageQuery(params, options.rules, ignored);
   } else {
     path = parseImagePath(url.slice(5, queryAt < 0 ? undefined : queryAt)); // after "/img/"
-    transform = query === "" ? null : options.queryParser.parse(query);
+    parsed = query === "" ? NO_QUERY : options.queryParser.parse(query);
+  }
+  let transform = parsed.options;
+  let vary: string | undefined;
+  if (transform !== null && (transform.isWidthAuto === true || transform.isDprAuto === true)) {
+    vary = hintsVary(transform);
+    const { headers } = req;
+    transform = options.clientHints.resolve(transform, {
+      secChWidth: headers["sec-ch-width"],
+      width: headers.width,
+      secChViewportWidth: headers["sec-ch-viewport-width"],
+      secChDpr: headers["sec-ch-dpr"],
+      dpr: headers.dpr,
+    });
   }
   const request = { path, options: transform, accept: req.headers.accept };
+  const delivery: Delivery = { path, isDownload: parsed.isDownload, hintsVary: vary };
   const hit = proxy.lookup(request);
   if (hit) {
-    sendVariant(req, res, hit, stats, options, started, extraHeaders);
+    sendVariant(req, res, hit, delivery, stats, options, started, extraHeaders);
     return "hit";
   }
   return proxy.get(request).then((result) => {
-    sendVariant(req, res, result, stats, options, started, extraHeaders);
+    sendVariant(req, res, result, delivery, stats, options, started, extraHeaders);
     if (result.cacheStatus === "miss" && !result.collapsed) {
       const { originMs, queueMs, transformMs } = result.timings;
       if (originMs !== undefined) metrics.observeStage("origin", originMs);
@@ -147,6 +170,17 @@ export function handleImage(
     }
     return result.cacheStatus === "hit" ? "hit" : result.collapsed ? "collapsed" : "miss";
   });
+}
+
+const NO_QUERY: ImageQuery = Object.freeze({ options: null, isDownload: false });
+
+/** How a response presents what it delivers, beside the bytes. */
+interface Delivery {
+  /** The image path or remote URL: names the file in Content-Disposition. */
+  readonly path: string;
+  readonly isDownload: boolean;
+  /** Client-hint headers the response depends on (Vary). */
+  readonly hintsVary: string | undefined;
 }
 
 function serverTiming(result: ProxyResult, started: number): string {
@@ -173,6 +207,7 @@ function sendVariant(
   req: HttpRequest,
   res: Reply,
   result: ProxyResult,
+  delivery: Delivery,
   stats: ProxyStats,
   options: ImageHandlerOptions,
   started: number,
@@ -181,9 +216,11 @@ function sendVariant(
   const { variant } = result;
   const size = variant.body.byteLength;
   // Every value below is safe on the wire without validation (see Reply.writeHeadLines): the content type comes from our
-  // table, the ETag from our hash (entries read from disk or Redis are checked by the entry codec), the rest are our
-  // own templates and numbers, and the request id was matched against REQUEST_ID or made by randomUUID().
-  let lines = `content-type: ${CONTENT_TYPES[variant.format]}\r\netag: ${variant.etag}\r\n${
+  // table, the ETag from our hash (entries read from disk or Redis are checked by the entry codec), the file name is
+  // reduced to printable ASCII by contentDisposition, the rest are our own templates and numbers, and the request id
+  // was matched against REQUEST_ID or made by randomUUID().
+  const disposition = contentDisposition(delivery.path, variant.format, delivery.isDownload);
+  let lines = `content-type: ${CONTENT_TYPES[variant.format]}\r\netag: ${variant.etag}\r\ncontent-disposition: ${disposition}\r\n${
     result.cacheStatus === "hit"
       ? HIT_LINES
       : result.collapsed
@@ -192,7 +229,9 @@ function sendVariant(
           ? STORED_LINES
           : MISS_LINES
   }server-timing: ${serverTiming(result, started)}\r\n`;
-  if (result.varyAccept) lines += "vary: Accept\r\n";
+  const { hintsVary } = delivery;
+  if (result.varyAccept) lines += hintsVary === undefined ? "vary: Accept\r\n" : `vary: Accept, ${hintsVary}\r\n`;
+  else if (hintsVary !== undefined) lines += `vary: ${hintsVary}\r\n`;
   for (let i = 0; i + 1 < extraHeaders.length; i += 2) lines += `${extraHeaders[i]!}: ${extraHeaders[i + 1]!}\r\n`; // pairs
   lines += options.headerLines;
 

@@ -1,7 +1,7 @@
 import { DEFAULT_QUALITY } from "../quality.ts";
 import type { TransformStep } from "./step.ts";
 
-/** JPEG has no alpha: transparent areas become white, as on a typical page, rather than libvips' black. */
+/** JPEG has no alpha: transparent areas become white (or bg), as on a typical page, rather than libvips' black. */
 const JPEG_BACKGROUND = "#ffffff";
 
 /** Encodes in plan.format with the per-format defaults in quality.ts. */
@@ -21,7 +21,12 @@ export const format: TransformStep = {
         return image.webp({ quality: plan.quality ?? DEFAULT_QUALITY.webp });
       case "jpeg":
         // mozjpeg: trellis quantisation + progressive scans, ~10% smaller at the same quality for ~20% more CPU.
-        return (plan.hasAlpha ? image.flatten({ background: JPEG_BACKGROUND }) : image).jpeg({
+        // flatten is a no-op without alpha; with bg it also covers translucent contain padding on an opaque original.
+        return (
+          plan.hasAlpha || plan.background !== undefined
+            ? image.flatten({ background: plan.background ?? JPEG_BACKGROUND })
+            : image
+        ).jpeg({
           quality: plan.quality ?? DEFAULT_QUALITY.jpeg,
           mozjpeg: true,
         });
@@ -32,6 +37,9 @@ export const format: TransformStep = {
           : image.png({ palette: true, quality: plan.quality });
       case "gif":
         return image.gif();
+      case "thumbhash":
+        // 8-bit sRGB RGBA, whatever the original (16-bit PNG, CMYK, grey): what rgbaToThumbHash reads.
+        return image.toColourspace("srgb").ensureAlpha().raw({ depth: "uchar" });
     }
   },
 };

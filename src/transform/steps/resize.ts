@@ -1,5 +1,22 @@
+import sharp from "sharp";
 import type { ResizeOptions } from "sharp";
+import type { Gravity } from "../options.ts";
 import type { RenderPlan, TransformStep } from "./step.ts";
+
+/** Our gravity names → sharp's positions; attention and entropy are libvips' smart crops (vips_smartcrop). */
+const POSITIONS: Readonly<Record<Gravity, number | string>> = {
+  center: "centre",
+  top: "top",
+  bottom: "bottom",
+  left: "left",
+  right: "right",
+  "top-left": "left top",
+  "top-right": "right top",
+  "bottom-left": "left bottom",
+  "bottom-right": "right bottom",
+  attention: sharp.strategy.attention,
+  entropy: sharp.strategy.entropy,
+};
 
 /**
  * Resizes with sharp's fit semantics, never past the original unless `enlarge`, and never past maxOutputDimension
@@ -24,6 +41,10 @@ export function resizeOptions(plan: RenderPlan): ResizeOptions {
       withoutEnlargement: isCapOnly || !enlarge,
     };
   }
+  if (plan.focus !== undefined) {
+    // fp: scale to cover the box exactly; the focus step cuts the window.
+    return { width: plan.focus.coverWidth, height: plan.focus.coverHeight, fit: "fill" };
+  }
   if (plan.fit === "outside") {
     // "outside" covers the box, so one side may exceed it: work out the size here, clamped like everything else.
     const { sourceWidth: sw, sourceHeight: sh } = plan;
@@ -36,5 +57,12 @@ export function resizeOptions(plan: RenderPlan): ResizeOptions {
       fit: "fill",
     };
   }
-  return { width, height, fit: plan.fit, withoutEnlargement: !enlarge };
+  return {
+    width,
+    height,
+    fit: plan.fit,
+    withoutEnlargement: !enlarge,
+    ...(plan.fit === "cover" && plan.gravity !== "center" ? { position: POSITIONS[plan.gravity] } : {}),
+    ...(plan.fit === "contain" && plan.background !== undefined ? { background: plan.background } : {}),
+  };
 }

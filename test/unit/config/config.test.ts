@@ -1,6 +1,9 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../../src/config/config.ts";
-import { bandwidth, bytes } from "../../../src/config/parsers.ts";
+import { bandwidth, bytes, intList } from "../../../src/config/parsers.ts";
 import { ConfigError } from "../../../src/config/settings.ts";
 
 describe("loadConfig", () => {
@@ -70,7 +73,75 @@ describe("loadConfig", () => {
   });
 });
 
+describe("image option settings", () => {
+  const dir = mkdtempSync(join(tmpdir(), "imagika-presets-"));
+  const file = (name: string, text: string): string => {
+    const path = join(dir, name);
+    writeFileSync(path, text);
+    return path;
+  };
+
+  it("are off by default", () => {
+    expect(loadConfig({}, []).imageOptions).toEqual({
+      presets: {},
+      isPresetsOnly: false,
+      allowedWidths: [],
+      allowedQualities: [],
+      hasClientHints: false,
+    });
+  });
+
+  it("reads --presets from a JSON file, and the rest from flags or IMAGIKA_* variables", () => {
+    const presets = file("ok.json", '{"thumb": "w=160&h=160&fit=cover&gravity=attention", "hero": "w=1200"}');
+    const config = loadConfig({ IMAGIKA_ALLOWED_QUALITIES: "90,50,75,50" }, [
+      "--presets",
+      presets,
+      "--presets-only",
+      "--allowed-widths=1200, 160,320",
+      "--client-hints",
+    ]);
+    expect(config.imageOptions).toEqual({
+      presets: { thumb: "w=160&h=160&fit=cover&gravity=attention", hero: "w=1200" },
+      isPresetsOnly: true,
+      allowedWidths: [160, 320, 1200],
+      allowedQualities: [50, 75, 90],
+      hasClientHints: true,
+    });
+  });
+
+  it.each([
+    [["--presets", join(dir, "missing.json")], "--presets: expected a JSON file", "ENOENT"],
+    [["--presets", "FILE:not json"], "--presets: expected a JSON file", "it is not JSON"],
+    [["--presets", "FILE:[1, 2]"], "--presets: expected a JSON file", "got"],
+    [["--presets", 'FILE:{"a": 1}'], "--presets: expected a JSON file", "preset 'a' is not a string"],
+    [["--presets-only"], "--presets-only: no preset is defined", ""],
+    [["--allowed-widths", "160,abc"], "--allowed-widths: expected comma-separated integers 1-16384", ""],
+    [["--allowed-widths", "160,9000"], "--allowed-widths: 9000 exceed --max-output-dimension 8192", ""],
+    [["--allowed-qualities", "0,50"], "--allowed-qualities: expected comma-separated integers 1-100", ""],
+    [["--client-hints=maybe"], "--client-hints: expected true or false", ""],
+  ])("refuses %j", (argv, message, detail) => {
+    const args = argv.map((arg) =>
+      arg.startsWith("FILE:") ? file(`f${argv.length}${arg.length}.json`, arg.slice(5)) : arg,
+    );
+    let error: unknown;
+    try {
+      loadConfig({}, args);
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).message).toContain(message);
+    expect((error as ConfigError).message).toContain(detail);
+  });
+});
+
 describe("parsers", () => {
+  it("reads integer lists sorted and without repeats", () => {
+    expect(intList(1, 10)("3, 1,3,,2")).toEqual({ ok: true, value: [1, 2, 3] });
+    expect(intList(1, 10)("")).toEqual({ ok: true, value: [] });
+    expect(intList(1, 10)("11").ok).toBe(false);
+  });
+
   it("reads byte sizes in SI and IEC units", () => {
     const parse = bytes();
     expect(parse("512MiB")).toEqual({ ok: true, value: 512 * 1024 * 1024 });

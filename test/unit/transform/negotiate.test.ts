@@ -7,7 +7,6 @@ import {
   VariantKeys,
   variantKey,
 } from "../../../src/transform/negotiate.ts";
-import type { OutputFormat } from "../../../src/transform/negotiate.ts";
 import { parseTransformOptions } from "../../../src/transform/options.ts";
 import type { TransformOptions } from "../../../src/transform/options.ts";
 
@@ -112,8 +111,14 @@ describe("variantKey", () => {
 
   it("gives different keys to every distinct output in a grid of options", () => {
     // Reference normalisation written independently of the implementation: what the pipeline actually uses.
-    const formats: OutputFormat[] = ["avif", "webp", "jpeg", "png", "original"];
-    const defaults: Record<OutputFormat, string> = { avif: "60", webp: "80", jpeg: "80", png: "-", original: "-" };
+    const formats = ["avif", "webp", "jpeg", "png", "original"] as const;
+    const defaults: Record<(typeof formats)[number], string> = {
+      avif: "60",
+      webp: "80",
+      jpeg: "80",
+      png: "-",
+      original: "-",
+    };
     const keyToOutput = new Map<string, string>();
     const outputToKey = new Map<string, string>();
     for (const w of [undefined, 100, 101, 200])
@@ -151,6 +156,69 @@ describe("variantKey", () => {
 
   it("distinguishes lossless PNG from palette PNG", () => {
     expect(keyOf("f=png")).not.toBe(keyOf("f=png&q=80"));
+  });
+
+  it("keeps the keys of the options that existed before crop, rot, fp and the rest (stored entries stay valid)", () => {
+    expect(keyOf("w=800&h=600&q=75&f=webp")).toBe("v1;f=webp;w=800;h=600;fit=cover;enlarge=0;q=75");
+    expect(keyOf("w=100")).toBe("v1;f=original;w=100;enlarge=0;q=default");
+  });
+
+  it.each([
+    ["crop", "crop=0,0,10,10", "crop=0,0,10,11"],
+    ["crop", "crop=0,0,10,10", "w=10"],
+    ["rot", "rot=90", "rot=270"],
+    ["rot", "rot=180", "w=10"],
+    ["flip", "flip=h", "flip=v"],
+    ["flip", "flip=hv", "flip=h"],
+    ["gravity", "w=10&h=10&gravity=top", "w=10&h=10&gravity=bottom"],
+    ["gravity", "w=10&h=10&gravity=attention", "w=10&h=10&gravity=entropy"],
+    ["gravity", "w=10&h=10&gravity=attention", "w=10&h=10"],
+    ["fp", "w=10&h=10&fp=0.1,0.2", "w=10&h=10&fp=0.1,0.3"],
+    ["fp", "w=10&h=10&fp=0.5,0.5", "w=10&h=10"],
+    ["bg", "bg=fff", "bg=ffe"],
+    ["bg", "bg=ffffff00", "bg=ffffff"],
+    ["blur", "blur=1", "blur=1.5"],
+    ["sharpen", "sharpen=1", "sharpen=2"],
+    ["f=thumbhash", "f=thumbhash", "f=png"],
+    ["f=thumbhash", "f=thumbhash&w=10&h=10", "f=thumbhash&w=10&h=20"],
+  ])("separates two values of %s: %s vs %s", (_, a, b) => {
+    expect(keyOf(a, CHROME)).not.toBe(keyOf(b, CHROME));
+  });
+
+  it.each([
+    ["rot=180&flip=hv&w=10", "w=10", "a half turn and a two-way mirror undo each other"],
+    ["flip=hv", "rot=180", "mirroring both ways is a half turn"],
+    ["flip=v", "rot=180&flip=h", "a vertical mirror is a half turn and a horizontal one"],
+    ["rot=90&flip=v", "rot=270&flip=h", "the same orientation, spelled two ways"],
+    ["w=10&h=10&gravity=center", "w=10&h=10", "center is the default"],
+    ["w=10&gravity=top", "w=10", "no cover crop, nothing for gravity to choose"],
+    ["w=10&h=10&fit=contain&fp=0.1,0.1", "w=10&h=10&fit=contain", "no cover crop, no focal point"],
+    ["bg=fff", "bg=FFFFFFFF", "one colour, spelled two ways"],
+    ["fp=0.5,0.5&w=10&h=10", "h=10&w=10&fp=0.50,0.5000", "one point"],
+    ["f=thumbhash&q=50&blur=3&sharpen=2", "f=thumbhash", "a placeholder has no quality or effects"],
+    ["w=10&dl=1", "w=10", "dl only changes a header"],
+  ])("shares one key: %s and %s (%s)", (a, b) => {
+    expect(keyOf(a, CHROME)).toBe(keyOf(b, CHROME));
+  });
+
+  it("is the same for every order of the new options too", () => {
+    const pairs: [string, string][] = [
+      ["w", "320"],
+      ["h", "200"],
+      ["crop", "1,2,300,200"],
+      ["rot", "90"],
+      ["flip", "h"],
+      ["fp", "0.25,0.75"],
+      ["bg", "abc"],
+      ["blur", "2"],
+      ["sharpen", "1.5"],
+      ["f", "webp"],
+    ];
+    fc.assert(
+      fc.property(fc.shuffledSubarray(pairs, { minLength: pairs.length }), (shuffled) => {
+        return keyOf(new URLSearchParams(shuffled).toString()) === keyOf(new URLSearchParams(pairs).toString());
+      }),
+    );
   });
 });
 
