@@ -30,6 +30,12 @@ export interface MemoryBudgetOptions {
   readonly marginBytes: number;
   /** RSS at start-up, before any request: the least the overhead can be. */
   readonly baselineBytes: number;
+  /**
+   * The baseline the limit was planned with (config/memory.ts BASELINE_BYTES): what "could never fit" is judged
+   * against, so a process that starts large (an embedder, a test runner holding other apps) refuses only work that
+   * is larger than any proxy could hold, and otherwise runs it alone.
+   */
+  readonly plannedBaselineBytes: number;
   /** The caches may be trimmed down to this many bytes in total to make room for in-flight work. */
   readonly cacheFloorBytes: number;
   /** The configured cache budget: the caches never hold more, whatever room there is. */
@@ -133,7 +139,10 @@ export class MemoryBudget {
   canEverFit(bytes: number): boolean {
     return (
       bytes <=
-      this.#options.limitBytes - this.#options.marginBytes - this.#options.baselineBytes - this.#options.cacheFloorBytes
+      this.#options.limitBytes -
+        this.#options.marginBytes -
+        Math.min(this.#options.baselineBytes, this.#options.plannedBaselineBytes) -
+        this.#options.cacheFloorBytes
     );
   }
 

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { Config } from "../config/config.ts";
-import { MARGIN_SHARE } from "../config/memory.ts";
+import { BASELINE_BYTES, MARGIN_SHARE } from "../config/memory.ts";
 import { MemoryBudget } from "./memory-budget.ts";
 
 /** RSS is read this often to measure the overhead the budget cannot account (process.memoryUsage.rss(): ~2 µs). */
@@ -15,6 +15,7 @@ export function createProcessMemoryBudget(config: Config): MemoryBudget {
     limitBytes: config.memory.limitBytes,
     marginBytes: Math.floor(config.memory.limitBytes * MARGIN_SHARE),
     baselineBytes: process.memoryUsage.rss(),
+    plannedBaselineBytes: BASELINE_BYTES,
     // A quarter of the cache survives any burst of work, so hits keep coming while cold work waits.
     cacheFloorBytes: Math.floor(config.cache.maxBytes / 4),
     cacheMaxBytes: config.cache.maxBytes,

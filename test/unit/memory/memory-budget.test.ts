@@ -24,6 +24,7 @@ function setUp(overrides: Partial<MemoryBudgetOptions> = {}) {
     limitBytes: 100 * MiB,
     marginBytes: 10 * MiB,
     baselineBytes: 20 * MiB,
+    plannedBaselineBytes: 20 * MiB,
     cacheFloorBytes: 10 * MiB,
     cacheMaxBytes: 60 * MiB,
     readRss: () => rss,
@@ -154,5 +155,13 @@ describe("MemoryBudget", () => {
     expect(budget.stats().reservedBytes).toBe(60 * MiB);
     second.release();
     lease.release();
+  });
+
+  it("judges 'never fits' against the planned baseline, so a process that started large still runs big work alone", async () => {
+    const { budget } = setUp({ baselineBytes: 95 * MiB, plannedBaselineBytes: 20 * MiB });
+    const lease = await budget.admit(55 * MiB); // 100 - 10 margin - 20 planned - 10 floor = 60 MiB could fit
+    expect(lease.bytes).toBe(55 * MiB);
+    lease.release();
+    await expect(budget.admit(61 * MiB)).rejects.toMatchObject({ code: "SOURCE_TOO_LARGE" });
   });
 });
