@@ -373,3 +373,52 @@ describe("variants follow their original across instances (Redis)", () => {
     expect((await get(b, `${path}?w=80`)).cacheStatus).toBe("imagika; hit");
   });
 });
+
+describe("/api/stats and /metrics", () => {
+  it("count revalidations (304 / 200), changed originals, stale answers and purged entries", async () => {
+    const app = await proxy({ staleWhileRevalidateSeconds: 10, adminToken: "t" });
+    const same = image();
+    const changing = image();
+    await Promise.all([get(app, `${same.path}?w=80`), get(app, `${changing.path}?w=80`)]);
+    changing.image.publish(v2);
+    clock += 61_000;
+    expect((await get(app, `${same.path}?w=80`)).cacheStatus).toBe("imagika; hit; ttl=-1"); // while revalidating
+    await eventually(() => same.image.notModifiedAnswers === 1);
+    clock += 20_000;
+    expect((await get(app, `${changing.path}?w=80`)).cacheStatus).toMatch(/fwd-status=200/);
+    clock += 61_000;
+    same.image.failWith = 500;
+    expect((await get(app, `${same.path}?w=80`)).status).toBe(200); // stale: while revalidating, in the window
+    await eventually(() => app.stats.revalidationsFailed === 1);
+    clock += 11_000;
+    // Past the window: answered stale at once after the failure, and one more background probe (failing too).
+    expect((await get(app, `${same.path}?w=80`)).cacheStatus).toMatch(/fwd-status=500/);
+    await eventually(() => app.stats.revalidationsFailed === 2);
+    const purge = await fetch(`${app.url}/api/cache?prefix=${changing.path}`, {
+      method: "DELETE",
+      headers: { authorization: "Bearer t" },
+    });
+    expect(await purge.json()).toMatchObject({ purged: 2 });
+
+    const stats = (await (await fetch(`${app.url}/api/stats`)).json()) as Record<string, unknown>;
+    expect(stats).toMatchObject({
+      freshness: {
+        revalidations: { notModified: 1, modified: 1, failed: 2 },
+        originalsChanged: 1,
+        staleServed: { whileRevalidating: 2, ifError: 1 },
+      },
+      purgedEntries: 2,
+    });
+    const metrics = await (await fetch(`${app.url}/metrics`)).text();
+    for (const line of [
+      'imagika_revalidations_total{result="304"} 1',
+      'imagika_revalidations_total{result="200"} 1',
+      'imagika_revalidations_total{result="error"} 2',
+      "imagika_originals_changed_total 1",
+      'imagika_stale_served_total{reason="while-revalidating"} 2',
+      'imagika_stale_served_total{reason="if-error"} 1',
+      "imagika_purged_entries_total 2",
+    ])
+      expect(metrics).toContain(line);
+  });
+});
