@@ -362,7 +362,8 @@ export class ImageProxy {
       // The original's revalidation failed and answered with its stale copy; this entry may answer stale too, or not.
       if (current === source && this.#mayServeIfError(source, this.#now() - source.freshUntilMs))
         return served("error", failed);
-      throw new ProxyError("ORIGIN_FAILED", "the origin failed and the cached copy is too old to serve", {
+      const code = failed === 504 ? "ORIGIN_TIMEOUT" : "ORIGIN_FAILED";
+      throw new ProxyError(code, "the origin failed and the cached copy may not be served stale", {
         originStatus: failed,
       });
     }
