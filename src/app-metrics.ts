@@ -45,6 +45,16 @@ export function buildStatsSnapshot(figures: AppFigures): StatsSnapshot {
     shed: t.rejected + stats.shed,
     bytesServed: stats.bytesServed,
     originalBytesEquivalent: stats.originalBytesEquivalent,
+    freshness: {
+      revalidations: {
+        notModified: stats.revalidationsNotModified,
+        modified: stats.revalidationsModified,
+        failed: stats.revalidationsFailed,
+      },
+      originalsChanged: stats.originalsChanged,
+      staleServed: { whileRevalidating: stats.staleWhileRevalidate, ifError: stats.staleIfError },
+    },
+    purgedEntries: stats.purgedEntries,
     cache: {
       entries: o.entries + v.entries,
       bytes: o.bytes + v.bytes,
@@ -133,6 +143,39 @@ export function registerMetrics(metrics: Metrics, figures: AppFigures): void {
       help: "Requests that waited on another request's fetch or transform",
       type: "counter",
       read: () => [{ value: stats.coalesced }],
+    },
+    {
+      name: "imagika_revalidations_total",
+      help: "Requests to the origin about a stale original, by result (304 not modified, 200 with bytes, error)",
+      type: "counter",
+      labelNames: ["result"],
+      read: () => [
+        { labels: { result: "304" }, value: stats.revalidationsNotModified },
+        { labels: { result: "200" }, value: stats.revalidationsModified },
+        { labels: { result: "error" }, value: stats.revalidationsFailed },
+      ],
+    },
+    {
+      name: "imagika_originals_changed_total",
+      help: "Originals the origin replaced with new bytes (their variants dropped in every tier and instance)",
+      type: "counter",
+      read: () => [{ value: stats.originalsChanged }],
+    },
+    {
+      name: "imagika_stale_served_total",
+      help: "Stale entries answered, by reason (while-revalidating: stale-while-revalidate; if-error: the origin failed)",
+      type: "counter",
+      labelNames: ["reason"],
+      read: () => [
+        { labels: { reason: "while-revalidating" }, value: stats.staleWhileRevalidate },
+        { labels: { reason: "if-error" }, value: stats.staleIfError },
+      ],
+    },
+    {
+      name: "imagika_purged_entries_total",
+      help: "Cache entries removed by admin purges on this instance (every tier)",
+      type: "counter",
+      read: () => [{ value: stats.purgedEntries }],
     },
     {
       name: "imagika_transforms_total",

@@ -121,7 +121,9 @@ function buildCaches(
 ): { originals: MemoryCache; variants: MemoryCache } {
   const cacheOptions = {
     maxEntryBytes: config.cache.maxEntryBytes,
-    ttlSeconds: config.cache.ttlSeconds,
+    // Freshness is the proxy's (each entry's Source): a stale entry stays until evicted, to be revalidated with a
+    // conditional request or served while the origin is down.
+    ttlSeconds: 0,
     onGrow: () => memory.fitCaches(),
     ...(now ? { now } : {}),
   };
@@ -195,7 +197,7 @@ async function startApp(config: Config, options: AppOptions, log: Logger, parts:
   parts.stopSampling = memory.startSampling(MEMORY_SAMPLE_MS);
   const { originals, variants } = buildCaches(config, now, memory);
   const transformer = new Transformer(config.transform, memory);
-  const scaleOut = (parts.scaleOut = await createScaleOut(config, log));
+  const scaleOut = (parts.scaleOut = await createScaleOut(config, log, now));
   const proxy = new ImageProxy({
     fetcher,
     fetchLimiter: new WorkLimiter({
@@ -210,6 +212,7 @@ async function startApp(config: Config, options: AppOptions, log: Logger, parts:
     stats,
     limits: { maxOutputDimension: config.transform.maxOutputDimension, allowSvg: config.transform.allowSvg },
     negativeTtlSeconds: config.cache.negativeTtlSeconds,
+    freshness: config.cache,
     ...(now ? { now } : {}),
     lower: scaleOut.lower,
     cluster: scaleOut.cluster,

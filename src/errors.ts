@@ -71,6 +71,8 @@ export interface ProxyErrorOptions extends ErrorOptions {
   readonly retryAfterSeconds?: number;
   /** Headers this response needs beyond its code's, such as a 416's Content-Range. */
   readonly headers?: Readonly<Record<string, string>>;
+  /** The status the origin answered with, when its answer is the failure (ORIGIN_FAILED from a 500). */
+  readonly originStatus?: number;
 }
 
 export class ProxyError extends Error {
@@ -79,6 +81,8 @@ export class ProxyError extends Error {
   readonly retryAfterSeconds: number | undefined;
   /** The code's headers (ERRORS), then this error's own. */
   readonly headers: Readonly<Record<string, string>>;
+  /** See ProxyErrorOptions.originStatus: what RFC 9211's `fwd-status` reports when a stale entry answers instead. */
+  readonly originStatus: number | undefined;
   constructor(code: ErrorCode, message: string, options?: ProxyErrorOptions) {
     super(message, options);
     this.name = "ProxyError";
@@ -86,6 +90,7 @@ export class ProxyError extends Error {
     const spec: ErrorSpec = ERRORS[code];
     this.status = spec.status;
     this.retryAfterSeconds = options?.retryAfterSeconds;
+    this.originStatus = options?.originStatus;
     this.headers = { ...spec.headers, ...options?.headers };
   }
 }

@@ -37,7 +37,16 @@ export interface ScaleOut {
   close(): Promise<void>;
 }
 
-export async function createScaleOut(config: Config, log: Logger): Promise<ScaleOut> {
+/**
+ * How long the lower tiers keep an entry past its freshness: as long as it may still be served stale. Within that a
+ * stale original is also revalidated with a conditional request instead of downloaded again.
+ */
+function retainStaleSeconds(config: Config): number {
+  return Math.max(config.cache.staleWhileRevalidateSeconds, config.cache.staleIfErrorSeconds);
+}
+
+/** `now`: the proxy's clock in epoch ms (freshness deadlines in stored entries are on it); tests inject it. */
+export async function createScaleOut(config: Config, log: Logger, now?: () => number): Promise<ScaleOut> {
   const tierLog = log.child({ component: "tiers" });
   const diskHealth = new TierHealth({ tier: "disk", log: tierLog });
   const redisHealth = new TierHealth({ tier: "redis", log: tierLog });
@@ -48,7 +57,9 @@ export async function createScaleOut(config: Config, log: Logger): Promise<Scale
           dir: config.cache.disk.dir,
           maxBytes: config.cache.disk.maxBytes,
           ttlSeconds: config.cache.ttlSeconds,
+          retainStaleSeconds: retainStaleSeconds(config),
           health: diskHealth,
+          ...(now ? { now } : {}),
         });
   let client: RedisClient | undefined;
   let redis: RedisCache | undefined;
@@ -73,7 +84,9 @@ export async function createScaleOut(config: Config, log: Logger): Promise<Scale
       keyPrefix,
       maxEntryBytes: config.cache.redisMaxEntryBytes,
       ttlSeconds: config.cache.ttlSeconds,
+      retainStaleSeconds: retainStaleSeconds(config),
       health: redisHealth,
+      ...(now ? { now } : {}),
     });
     bus = new ClusterBus({ client, keyPrefix, health: redisHealth, log: tierLog });
     cluster = new ClusterCoalescer({
@@ -196,12 +209,16 @@ export async function createScaleOut(config: Config, log: Logger): Promise<Scale
   };
 }
 
-/** The bus message announcing a purge; `purge` keeps the shape older instances understand (path, null = all). */
+/**
+ * The bus message announcing a purge; `purge` keeps the shape older instances understand (path, null = all). The
+ * variants of a changed original go out as the whole path: the other instances' copies of the original are old too.
+ */
 function purgeMessageOf(scope: PurgeScope): ClusterMessage {
   switch (scope.kind) {
     case "all":
       return { type: "purge", path: null };
     case "path":
+    case "variants":
       return { type: "purge", path: scope.path };
     case "prefix":
       return { type: "purge-prefix", prefix: scope.prefix };

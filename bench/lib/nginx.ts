@@ -15,8 +15,11 @@ import { findChildPids, readCommandLine } from "./proc.ts";
  * - `image-filter`: `proxy_cache` (with `proxy_cache_lock`) in front of a second server block that fetches the
  *   original and resizes it with `image_filter resize <width> -` (libgd; JPEG stays JPEG). That inner block writes an
  *   access log, one line per resize, so the bench can count transforms.
+ * - `revalidate`: `proxy_cache` whose entries stay fresh `validSeconds`, then are revalidated with a conditional
+ *   request (`proxy_cache_revalidate`), and are served stale when the origin fails (`proxy_cache_use_stale`): the
+ *   freshness bench's peer.
  */
-export type NginxRole = "proxy-cache" | "static" | "image-filter";
+export type NginxRole = "proxy-cache" | "static" | "image-filter" | "revalidate";
 
 export interface NginxOptions {
   readonly role?: NginxRole;
@@ -28,6 +31,8 @@ export interface NginxOptions {
   readonly resizePort?: number;
   /** role `image-filter`: output width in px. */
   readonly resizeWidth?: number;
+  /** role `revalidate`: how long a cached answer is fresh. */
+  readonly validSeconds?: number;
   readonly port: number;
   /** Private directory for the config, pid file, error log, temp paths and the cache. */
   readonly dir: string;
@@ -56,6 +61,19 @@ function buildLocations(options: NginxOptions, origin: URL): string {
     return `    location /img/ {
       alias ${options.originDir ?? "/nonexistent"}/;
       add_header X-Cache HIT;
+    }`;
+  if (role === "revalidate")
+    return `    location /img/ {
+      proxy_pass http://origin${origin.pathname};
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_cache images;
+      proxy_cache_valid 200 ${options.validSeconds ?? 1}s;
+      proxy_cache_revalidate on;
+      proxy_cache_use_stale error timeout http_500 http_502 http_503 http_504;
+      proxy_cache_lock on;
+      proxy_connect_timeout 2s;
+      add_header X-Cache $upstream_cache_status;
     }`;
   if (role === "proxy-cache")
     return `    location /img/ {

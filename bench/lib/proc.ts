@@ -30,6 +30,31 @@ export function readCpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
 }
 
+/**
+ * CPU seconds of every thread of the processes, from /proc/<pid>/task/<tid>/schedstat (nanoseconds of run time):
+ * for short measurements, where readCpuSeconds' 10 ms clock ticks would round a few requests' work to 0 or 10 ms.
+ * Threads that ended meanwhile are not counted, so keep the measured window free of thread exits.
+ */
+export function sumTaskCpuSeconds(pids: readonly number[]): number {
+  let totalNs = 0;
+  for (const pid of pids) {
+    let tids: string[];
+    try {
+      tids = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue; // exited
+    }
+    for (const tid of tids) {
+      try {
+        totalNs += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+      } catch {
+        // the thread exited between the listing and the read
+      }
+    }
+  }
+  return totalNs / 1e9;
+}
+
 function readStatusKiB(pid: number, key: "VmHWM" | "VmRSS"): number {
   const match = new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(readFileSync(`/proc/${pid}/status`, "utf8"));
   return match?.[1] === undefined ? 0 : Number(match[1]);

@@ -1,5 +1,5 @@
 import { openSync } from "node:fs";
-import { mkdir, readFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { isRunning, spawnTracked, stopChild, trackPid } from "./children.ts";
@@ -17,6 +17,8 @@ export interface VarnishOptions {
   /** A path the origin answers with 200, polled until Varnish is up. */
   readonly readyPath: string;
   readonly placement: Placement;
+  /** A VCL program (`-f`) in place of the default one with `-b <origin>`; it names the backend itself. */
+  readonly vcl?: string;
 }
 
 export interface RunningVarnish {
@@ -37,13 +39,14 @@ export interface RunningVarnish {
 export async function startVarnish(options: VarnishOptions): Promise<RunningVarnish> {
   await mkdir(options.dir, { recursive: true });
   const origin = new URL(options.originUrl);
+  const vclPath = join(options.dir, "bench.vcl");
+  if (options.vcl !== undefined) await writeFile(vclPath, options.vcl);
   const varnishArgs = [
     "-F",
     ...(process.getuid?.() === 0 ? ["-j", "none"] : []),
     "-a",
     `127.0.0.1:${options.port}`,
-    "-b",
-    origin.host,
+    ...(options.vcl !== undefined ? ["-f", vclPath] : ["-b", origin.host]),
     "-s",
     "malloc,256m",
     "-n",

@@ -36,12 +36,14 @@ export function isKeyOfPath(key: string, path: string): boolean {
 
 /**
  * What a purge removes: everything, one path's original and variants (a remote URL is a path too), or those of
- * every path starting with `prefix` (compared as decoded strings, so "photo" also matches "photography.jpg").
+ * every path starting with `prefix` (compared as decoded strings, so "photo" also matches "photography.jpg"). The
+ * proxy itself drops only the variants of a path whose original the origin changed (`variants`), keeping the new one.
  */
 export type PurgeScope =
   | { readonly kind: "all" }
   | { readonly kind: "path"; readonly path: string }
-  | { readonly kind: "prefix"; readonly prefix: string };
+  | { readonly kind: "prefix"; readonly prefix: string }
+  | { readonly kind: "variants"; readonly path: string };
 
 /** The predicate a purge applies to cache keys. */
 export function keyMatcherOf(scope: PurgeScope): (key: string) => boolean {
@@ -52,6 +54,8 @@ export function keyMatcherOf(scope: PurgeScope): (key: string) => boolean {
       return (key) => isKeyOfPath(key, scope.path);
     case "prefix":
       return (key) => pathOfKey(key)?.startsWith(scope.prefix) === true;
+    case "variants":
+      return (key) => key.startsWith("v:") && isKeyOfPath(key, scope.path);
   }
 }
 
@@ -64,5 +68,7 @@ export function pathMatcherOf(scope: PurgeScope): (path: string) => boolean {
       return (path) => path === scope.path;
     case "prefix":
       return (path) => path.startsWith(scope.prefix);
+    case "variants":
+      return (path) => path === scope.path;
   }
 }

@@ -15,8 +15,10 @@ const SCAN_CONCURRENCY = 32;
 export interface DiskCacheOptions {
   readonly dir: string;
   readonly maxBytes: number;
-  /** 0 = entries live until evicted. */
+  /** Freshness of entries written before issue 20 (which carry none of their own); 0 = until evicted. */
   readonly ttlSeconds: number;
+  /** How long past its freshness a file is kept (to be served stale or revalidated); then it is deleted. */
+  readonly retainStaleSeconds?: number;
   readonly health: TierHealth;
   /** Wall clock in epoch ms (TTLs must survive restarts); tests inject it. */
   readonly now?: () => number;
@@ -69,6 +71,7 @@ export class DiskCache {
   readonly #tmpDir: string;
   readonly #maxBytes: number;
   readonly #ttlMs: number;
+  readonly #retainStaleMs: number;
   readonly #health: TierHealth;
   readonly #now: () => number;
   /** file name (hex hash) → entry; first = least recently used. */
@@ -86,6 +89,7 @@ export class DiskCache {
     this.#tmpDir = join(options.dir, "tmp");
     this.#maxBytes = options.maxBytes;
     this.#ttlMs = options.ttlSeconds * 1000;
+    this.#retainStaleMs = (options.retainStaleSeconds ?? 0) * 1000;
     this.#health = options.health;
     this.#now = options.now ?? Date.now;
   }
@@ -126,14 +130,14 @@ export class DiskCache {
       this.#misses++;
       return undefined;
     }
-    const entry = decodeEntry(bytes, key);
+    const entry = decodeEntry(bytes, key, this.#ttlMs);
     if (!entry) {
       this.#corrupt++;
       this.#misses++;
       await this.#remove(name);
       return undefined;
     }
-    if (this.#ttlMs > 0 && this.#now() - entry.storedAtMs > this.#ttlMs) {
+    if (this.#now() > entry.variant.source.freshUntilMs + this.#retainStaleMs) {
       this.#misses++;
       await this.#remove(name);
       return undefined;

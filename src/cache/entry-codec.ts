@@ -1,6 +1,8 @@
 import { crc32 } from "node:zlib";
 import { CONTENT_TYPES } from "../image-format.ts";
 import type { BodyFormat } from "../image-format.ts";
+import { cleanValidators } from "../fetcher/origin-caching.ts";
+import { Source } from "./source.ts";
 import type { Variant } from "./tier.ts";
 
 /**
@@ -13,6 +15,11 @@ import type { Variant } from "./tier.ts";
  * | magic  | u32 BE       | u32 BE       | meta + body | key, format, …  | image bytes         |
  * ```
  * The total length must equal 16 + metaLength + bodyLength exactly, and the key inside must be the one asked for.
+ *
+ * Since issue 20 the meta also says which version of the original the entry comes from and until when it is fresh
+ * (`s`, `x`, `l`, `ve`, `vl`, `mr`: see Meta). Entries written before have none of them and still read: their
+ * freshness is their storage time plus the tier's --cache-ttl-seconds, as it was, and a variant among them belongs to
+ * an unknown version (it is served while that freshness lasts, and never revalidated).
  */
 const MAGIC = 0x494d4b31; // "IMK1"
 /**
@@ -32,6 +39,17 @@ interface Meta {
   readonly o: number;
   /** Stored at (epoch ms): TTLs survive restarts. */
   readonly t: number;
+  /** etagOf() of the original's bytes this entry comes from (the entry's own `e` for an original). */
+  readonly s?: string;
+  /** Fresh until (epoch ms of the proxy's clock); null: until evicted. */
+  readonly x?: number | null;
+  /** Freshness lifetime the origin gave (ms); null: until evicted. */
+  readonly l?: number | null;
+  /** The origin's ETag and Last-Modified of the original (for conditional requests). */
+  readonly ve?: string;
+  readonly vl?: string;
+  /** The origin forbade serving it stale (must-revalidate, proxy-revalidate, no-cache). */
+  readonly mr?: 1;
 }
 
 export interface DecodedEntry {
@@ -41,6 +59,7 @@ export interface DecodedEntry {
 }
 
 export function encodeEntry(key: string, variant: Variant, storedAtMs: number): Buffer {
+  const { source } = variant;
   const meta: Meta = {
     k: key,
     f: variant.format,
@@ -49,6 +68,12 @@ export function encodeEntry(key: string, variant: Variant, storedAtMs: number): 
     ...(variant.height !== undefined ? { h: variant.height } : {}),
     o: variant.originalBytes,
     t: storedAtMs,
+    s: source.etag,
+    x: finiteOrNull(source.freshUntilMs),
+    l: finiteOrNull(source.lifetimeMs),
+    ...(source.validators.etag !== undefined ? { ve: source.validators.etag } : {}),
+    ...(source.validators.lastModified !== undefined ? { vl: source.validators.lastModified } : {}),
+    ...(source.mustRevalidate ? { mr: 1 as const } : {}),
   };
   const metaBytes = Buffer.from(JSON.stringify(meta), "utf8");
   const out = Buffer.allocUnsafe(ENTRY_HEADER_BYTES + metaBytes.length + variant.body.length);
@@ -81,8 +106,12 @@ export function entryHeadLength(fixed: Buffer): number | undefined {
   return ENTRY_HEADER_BYTES + fixed.readUInt32BE(4);
 }
 
-/** The entry, or undefined when the bytes are torn, corrupted or belong to another key. The body is a view. */
-export function decodeEntry(bytes: Buffer, expectedKey: string): DecodedEntry | undefined {
+/**
+ * The entry, or undefined when the bytes are torn, corrupted or belong to another key. The body is a view. Its Source
+ * is a new object (the proxy joins it to its own); an entry from before issue 20 is fresh for `legacyTtlMs` (0: until
+ * evicted) after it was stored.
+ */
+export function decodeEntry(bytes: Buffer, expectedKey: string, legacyTtlMs = 0): DecodedEntry | undefined {
   if (bytes.length < ENTRY_HEADER_BYTES || bytes.readUInt32BE(0) !== MAGIC) return undefined;
   const metaLength = bytes.readUInt32BE(4);
   const bodyLength = bytes.readUInt32BE(8);
@@ -99,8 +128,37 @@ export function decodeEntry(bytes: Buffer, expectedKey: string): DecodedEntry | 
     ...(meta.w !== undefined ? { width: meta.w } : {}),
     ...(meta.h !== undefined ? { height: meta.h } : {}),
     originalBytes: meta.o,
+    source: sourceOf(meta, legacyTtlMs),
   };
   return { key: meta.k, variant, storedAtMs: meta.t };
+}
+
+function sourceOf(meta: Meta, legacyTtlMs: number): Source {
+  if (meta.s === undefined) {
+    const lifetimeMs = legacyTtlMs > 0 ? legacyTtlMs : Infinity;
+    return new Source({
+      etag: meta.k.startsWith("o:") ? meta.e : "", // a variant's original is unknown: it matches no version
+      freshUntilMs: meta.t + lifetimeMs,
+      lifetimeMs,
+      validators: {},
+      mustRevalidate: false,
+    });
+  }
+  return new Source({
+    etag: meta.s,
+    freshUntilMs: meta.x ?? Infinity,
+    lifetimeMs: meta.l ?? Infinity,
+    validators: cleanValidators(meta.ve, meta.vl),
+    mustRevalidate: meta.mr === 1,
+  });
+}
+
+function finiteOrNull(value: number): number | null {
+  return Number.isFinite(value) ? value : null;
+}
+
+function isNumberOrNull(value: unknown): boolean {
+  return value === undefined || value === null || (typeof value === "number" && !Number.isNaN(value));
 }
 
 function parseMeta(bytes: Buffer): Meta | undefined {
@@ -114,7 +172,12 @@ function parseMeta(bytes: Buffer): Meta | undefined {
       typeof meta.e !== "string" ||
       !STORED_ETAG.test(meta.e) ||
       typeof meta.o !== "number" ||
-      typeof meta.t !== "number"
+      typeof meta.t !== "number" ||
+      (meta.s !== undefined && (typeof meta.s !== "string" || (meta.s !== "" && !STORED_ETAG.test(meta.s)))) ||
+      !isNumberOrNull(meta.x) ||
+      !isNumberOrNull(meta.l) ||
+      (meta.ve !== undefined && typeof meta.ve !== "string") ||
+      (meta.vl !== undefined && typeof meta.vl !== "string")
     )
       return undefined;
     return meta as Meta;

@@ -48,9 +48,16 @@ export interface RedisCacheOptions {
   readonly keyPrefix: string;
   /** Encoded entries above this are not shared (Redis memory and the time one GET may take). */
   readonly maxEntryBytes: number;
-  /** 0 = no expiry (Redis maxmemory-policy allkeys-lru then decides). */
+  /** Freshness of entries written before issue 20 (which carry none of their own); 0 = until evicted. */
   readonly ttlSeconds: number;
+  /**
+   * How long past its freshness an entry is kept (to be served stale or revalidated): its PX. An entry fresh until
+   * evicted gets no expiry (Redis maxmemory-policy allkeys-lru then decides).
+   */
+  readonly retainStaleSeconds?: number;
   readonly health: TierHealth;
+  /** The proxy's clock in epoch ms (freshness deadlines are on it); tests inject it. */
+  readonly now?: () => number;
 }
 
 export interface RedisCacheStats {
@@ -76,7 +83,9 @@ export class RedisCache {
   readonly #prefix: string;
   readonly #maxEntryBytes: number;
   readonly #ttlMs: number;
+  readonly #retainStaleMs: number;
   readonly #health: TierHealth;
+  readonly #now: () => number;
   #hits = 0;
   #misses = 0;
   #writes = 0;
@@ -89,7 +98,9 @@ export class RedisCache {
     this.#prefix = `${options.keyPrefix}c:`;
     this.#maxEntryBytes = options.maxEntryBytes;
     this.#ttlMs = options.ttlSeconds * 1000;
+    this.#retainStaleMs = (options.retainStaleSeconds ?? 0) * 1000;
     this.#health = options.health;
+    this.#now = options.now ?? Date.now;
   }
 
   async get(key: string): Promise<Variant | undefined> {
@@ -102,7 +113,7 @@ export class RedisCache {
       this.#health.fail(error);
       return undefined;
     }
-    const entry = bytes === null ? undefined : decodeEntry(bytes, key);
+    const entry = bytes === null ? undefined : decodeEntry(bytes, key, this.#ttlMs);
     if (!entry) {
       this.#misses++;
       return undefined;
@@ -114,7 +125,10 @@ export class RedisCache {
   /** True when the entry is now in Redis for every instance to read. */
   async set(key: string, variant: Variant): Promise<boolean> {
     if (!this.#health.isAvailable()) return false;
-    const bytes = encodeEntry(key, variant, Date.now());
+    const now = this.#now();
+    const keepMs = variant.source.freshUntilMs + this.#retainStaleMs - now;
+    if (keepMs < 1) return false; // past what would be kept: it would only be deleted again
+    const bytes = encodeEntry(key, variant, now);
     if (bytes.length > this.#maxEntryBytes) {
       this.#tooLarge++;
       return false;
@@ -123,7 +137,7 @@ export class RedisCache {
       await this.#client.set(
         this.#prefix + key,
         bytes,
-        this.#ttlMs > 0 ? { expiration: { type: "PX", value: this.#ttlMs } } : undefined,
+        Number.isFinite(keepMs) ? { expiration: { type: "PX", value: Math.ceil(keepMs) } } : undefined,
       );
       this.#health.succeed();
     } catch (error) {
@@ -160,6 +174,8 @@ export class RedisCache {
         ]);
       case "prefix":
         return this.#unlinkMatching(`${prefix}[ov]:${escapeGlob(scope.prefix)}*`, keyMatcherOf(scope), []);
+      case "variants":
+        return this.#unlinkMatching(`${prefix}${escapeGlob(`v:${scope.path}?`)}*`, keyMatcherOf(scope), []);
     }
   }
 

@@ -1,4 +1,5 @@
 import type { BodyFormat } from "../image-format.ts";
+import type { Source } from "./source.ts";
 
 /** What every cache tier stores: a response body with the facts needed to answer from it. */
 export interface Variant {
@@ -10,6 +11,8 @@ export interface Variant {
   readonly height?: number;
   /** Size of the original this variant was made from (what the client would have paid without the proxy). */
   readonly originalBytes: number;
+  /** The version of the original it is (an original) or was made from (a variant), and its freshness. */
+  readonly source: Source;
 }
 
 /** A cache tier: memory now; disk and Redis slot in behind the same seam. */

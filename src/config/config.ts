@@ -113,7 +113,28 @@ export const PROXY_SETTINGS = {
     env: "CACHE_TTL_SECONDS",
     parse: int(0, 31_536_000),
     default: 3600,
-    help: "How long an entry stays fresh in the proxy's caches (0 = until evicted)",
+    help: "How long an original and its variants stay fresh when the origin sends no Cache-Control or Expires (0 = until evicted); then the next request revalidates them",
+  }),
+  staleWhileRevalidateSeconds: setting({
+    flag: "stale-while-revalidate-seconds",
+    env: "STALE_WHILE_REVALIDATE_SECONDS",
+    parse: int(0, 31_536_000),
+    default: 60,
+    help: "Within this long after an entry's freshness ran out, it is served at once while one background request revalidates it (0 = off)",
+  }),
+  staleIfErrorSeconds: setting({
+    flag: "stale-if-error-seconds",
+    env: "STALE_IF_ERROR_SECONDS",
+    parse: int(0, 31_536_000),
+    default: 86_400,
+    help: "Within this long after an entry's freshness ran out, it is served (200) when the origin fails: 5xx, timeout, refused (0 = off)",
+  }),
+  originCacheControl: setting({
+    flag: "origin-cache-control",
+    env: "ORIGIN_CACHE_CONTROL",
+    parse: oneOf(["respect", "ignore"]),
+    default: "respect",
+    help: "respect: the origin's s-maxage, max-age or Expires set freshness and no-store/private are not stored; ignore: --cache-ttl-seconds for everything",
   }),
   cacheOriginalsShare: setting({
     flag: "cache-originals-share",
@@ -612,7 +633,12 @@ export interface OriginConfig {
 export interface CacheConfig {
   readonly maxBytes: number;
   readonly maxEntryBytes: number;
+  /** Freshness when the origin gives none (0: until evicted). */
   readonly ttlSeconds: number;
+  readonly staleWhileRevalidateSeconds: number;
+  readonly staleIfErrorSeconds: number;
+  /** The origin's Cache-Control and Expires set freshness (and no-store/private are obeyed). */
+  readonly isOriginCacheControlRespected: boolean;
   readonly originalsShare: number;
   readonly negativeTtlSeconds: number;
   readonly disk: { readonly dir: string; readonly maxBytes: number };
@@ -706,6 +732,9 @@ export function buildConfig(
       maxBytes: memory.cacheMaxBytes,
       maxEntryBytes: s.cacheMaxEntryBytes,
       ttlSeconds: s.cacheTtlSeconds,
+      staleWhileRevalidateSeconds: s.staleWhileRevalidateSeconds,
+      staleIfErrorSeconds: s.staleIfErrorSeconds,
+      isOriginCacheControlRespected: s.originCacheControl === "respect",
       originalsShare: s.cacheOriginalsShare,
       negativeTtlSeconds: s.negativeTtlSeconds,
       disk: { dir: s.diskCacheDir, maxBytes: s.diskCacheMaxBytes },

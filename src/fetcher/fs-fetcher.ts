@@ -4,7 +4,8 @@ import { resolve, sep } from "node:path";
 import type { OriginConfig } from "../config/config.ts";
 import { ProxyError } from "../errors.ts";
 import { sourceTooLarge } from "./body-collector.ts";
-import type { Fetcher, SizeListener } from "./fetcher.ts";
+import { NO_CACHING } from "./fetcher.ts";
+import type { FetchOptions, Fetcher, OriginReply, Validators } from "./fetcher.ts";
 
 /**
  * Reads originals from a local directory. Paths arrive validated (no "..", NUL or empty segments), and the resolved
@@ -26,7 +27,11 @@ export class FsFetcher implements Fetcher {
     return this.#root;
   }
 
-  async fetchOriginal(path: string, _signal?: AbortSignal, onSize?: SizeListener): Promise<Buffer> {
+  /**
+   * A file's validator is its size and mtime (nanoseconds), as nginx's ETag: a conditional fetch whose ETag still
+   * matches costs one stat() and reads nothing. Files carry no caching headers: --cache-ttl-seconds applies.
+   */
+  async fetchOriginal(path: string, options: FetchOptions = {}): Promise<OriginReply> {
     const real = await this.#resolve(path);
     let handle;
     try {
@@ -35,12 +40,16 @@ export class FsFetcher implements Fetcher {
       throw fsError(error);
     }
     try {
-      const stat = await handle.stat();
+      const stat = await handle.stat({ bigint: true });
       if (!stat.isFile()) throw new ProxyError("ORIGIN_NOT_FOUND", "the origin has no such image");
-      if (stat.size > this.#maxBytes) throw sourceTooLarge(this.#maxBytes, stat.size);
-      onSize?.(stat.size);
+      const validators: Validators = { etag: `"${stat.size.toString(36)}-${stat.mtimeNs.toString(36)}"` };
+      const caching = { ...NO_CACHING, validators };
+      if (options.validators?.etag === validators.etag) return { status: 304, caching };
+      const size = Number(stat.size);
+      if (size > this.#maxBytes) throw sourceTooLarge(this.#maxBytes, size);
+      options.onSize?.(size);
       // Read at most maxBytes + 1: a file that grows while we read is still caught.
-      const buffer = Buffer.allocUnsafe(Math.min(stat.size, this.#maxBytes) + 1);
+      const buffer = Buffer.allocUnsafe(Math.min(size, this.#maxBytes) + 1);
       let length = 0;
       for (;;) {
         const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
@@ -49,7 +58,7 @@ export class FsFetcher implements Fetcher {
         if (length > this.#maxBytes) throw sourceTooLarge(this.#maxBytes);
         if (length === buffer.length) break;
       }
-      return buffer.subarray(0, length);
+      return { status: 200, body: buffer.subarray(0, length), caching };
     } catch (error) {
       throw fsError(error);
     } finally {

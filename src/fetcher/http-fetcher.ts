@@ -3,7 +3,9 @@ import type { Dispatcher } from "undici";
 import type { OriginConfig } from "../config/config.ts";
 import { ProxyError } from "../errors.ts";
 import { BodyCollector } from "./body-collector.ts";
-import type { Fetcher, SizeListener } from "./fetcher.ts";
+import type { FetchOptions, Fetcher, OriginReply, SizeListener } from "./fetcher.ts";
+import { conditionalHeaders, parseOriginCaching } from "./origin-caching.ts";
+import type { CachingHeaders } from "./origin-caching.ts";
 import { OriginClient } from "./origin-client.ts";
 import type { OriginResponse } from "./origin-client.ts";
 import { checkUntrustedUrl, guardedLookup, hostMatches } from "./ssrf.ts";
@@ -83,21 +85,23 @@ export class HttpFetcher implements Fetcher {
     return this.#baseUrl + path.split("/").map(encodeURIComponent).join("/");
   }
 
-  async fetchOriginal(path: string, signal?: AbortSignal, onSize?: SizeListener): Promise<Buffer> {
-    return this.#download(this.urlOf(path), "origin", this.#config.maxSourceBytes, signal, onSize);
+  async fetchOriginal(path: string, options: FetchOptions = {}): Promise<OriginReply> {
+    return this.#download(this.urlOf(path), "origin", this.#config.maxSourceBytes, options);
   }
 
   /**
    * Remote mode: an absolute URL whose host matches --allowed-sources, fetched through the SSRF guard; so is every
    * redirect hop, even one to the configured origin.
    */
-  async fetchUrl(url: string, signal?: AbortSignal, onSize?: SizeListener): Promise<Buffer> {
-    return this.#download(url, "remote", this.#config.maxSourceBytes, signal, onSize);
+  async fetchUrl(url: string, options: FetchOptions = {}): Promise<OriginReply> {
+    return this.#download(url, "remote", this.#config.maxSourceBytes, options);
   }
 
   /** The origin's `/index.json` listing, relayed by /api/images. */
   async fetchListing(signal?: AbortSignal): Promise<Buffer> {
-    return this.#download(`${this.#baseUrl}index.json`, "origin", MAX_LISTING_BYTES, signal);
+    const reply = await this.#download(`${this.#baseUrl}index.json`, "origin", MAX_LISTING_BYTES, { signal });
+    if (reply.status !== 200) throw new ProxyError("ORIGIN_FAILED", "the origin answered 304 to an unconditional GET");
+    return reply.body;
   }
 
   async checkReady(signal?: AbortSignal): Promise<void> {
@@ -120,15 +124,12 @@ export class HttpFetcher implements Fetcher {
     await Promise.all([this.#agent.close(), this.#guardedAgent.close()]);
   }
 
-  async #download(
-    url: string,
-    start: Start,
-    maxBytes: number,
-    signal?: AbortSignal,
-    onSize?: SizeListener,
-  ): Promise<Buffer> {
+  async #download(url: string, start: Start, maxBytes: number, options: FetchOptions): Promise<OriginReply> {
+    const { signal, onSize } = options;
     const deadline = AbortSignal.timeout(this.#config.totalTimeoutMs);
     const combined = signal ? AbortSignal.any([signal, deadline]) : deadline;
+    const conditional = conditionalHeaders(options.validators);
+    const isConditional = Object.keys(conditional).length > 0;
     let target = new URL(url);
     for (let hop = 0; ; hop++) {
       const isTrusted = start === "origin" && this.#isUnderBase(target);
@@ -139,17 +140,26 @@ export class HttpFetcher implements Fetcher {
           isTrusted && this.#originClient
             ? await this.#originClient.get(
                 target.pathname + target.search,
-                ORIGIN_HEADER_LINES,
+                isConditional ? ORIGIN_HEADER_LINES + headerLinesOf(conditional) : ORIGIN_HEADER_LINES,
                 maxBytes,
                 combined,
                 onSize,
               )
-            : await getOnce(isTrusted ? this.#agent : this.#guardedAgent, target, maxBytes, combined, onSize);
+            : await getOnce(
+                isTrusted ? this.#agent : this.#guardedAgent,
+                target,
+                maxBytes,
+                combined,
+                onSize,
+                isConditional ? { ...ORIGIN_REQUEST_HEADERS, ...conditional } : ORIGIN_REQUEST_HEADERS,
+              );
       } catch (error) {
         throw translateError(error, deadline);
       }
       const { statusCode, location, body } = response;
-      if (body !== undefined) return body;
+      if (body !== undefined) return { status: 200, body, caching: parseOriginCaching(response.caching) };
+      // A 304 to a request that was not conditional is the origin's bug: failing beats serving nothing.
+      if (statusCode === 304 && isConditional) return { status: 304, caching: parseOriginCaching(response.caching) };
       if (!REDIRECTS.has(statusCode)) throw statusError(statusCode);
       if (location === undefined) throw new ProxyError("ORIGIN_FAILED", "the origin redirected without a Location");
       if (hop >= this.#config.maxRedirects) {
@@ -194,10 +204,15 @@ const ORIGIN_REQUEST_HEADERS = {
   "accept-encoding": "identity",
 };
 
+/** Header lines for OriginClient (each value already checked: ours, or validators cleaned by conditionalHeaders). */
+function headerLinesOf(headers: Readonly<Record<string, string>>): string {
+  return Object.entries(headers)
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join("");
+}
+
 /** ORIGIN_REQUEST_HEADERS as header lines, for OriginClient. */
-const ORIGIN_HEADER_LINES = Object.entries(ORIGIN_REQUEST_HEADERS)
-  .map(([name, value]) => `${name}: ${value}\r\n`)
-  .join("");
+const ORIGIN_HEADER_LINES = headerLinesOf(ORIGIN_REQUEST_HEADERS);
 
 /** Bytes of a non-200 body read (and dropped) to keep the connection; past this the connection is cut instead. */
 const DISCARD_LIMIT = 64 * 1024;
@@ -215,12 +230,13 @@ function getOnce(
   maxBytes: number,
   signal: AbortSignal,
   onSize: SizeListener | undefined,
+  headers: Readonly<Record<string, string>>,
 ): Promise<OriginResponse> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(signal.reason as Error);
     const handler = new OriginResponseHandler(maxBytes, signal, resolve, reject, onSize);
     dispatcher.dispatch(
-      { origin: target.origin, path: target.pathname + target.search, method: "GET", headers: ORIGIN_REQUEST_HEADERS },
+      { origin: target.origin, path: target.pathname + target.search, method: "GET", headers },
       handler,
     );
   });
@@ -237,6 +253,7 @@ class OriginResponseHandler implements Dispatcher.DispatchHandler {
   #isDiscarding = false;
   #discardedBytes = 0;
   #body: BodyCollector | undefined;
+  #caching: CachingHeaders = {};
   readonly #onSize: SizeListener | undefined;
 
   constructor(
@@ -264,6 +281,7 @@ class OriginResponseHandler implements Dispatcher.DispatchHandler {
     statusCode: number,
     headers: Record<string, string | string[] | undefined>,
   ): void {
+    this.#caching = cachingHeadersOf(headers);
     if (statusCode !== 200) {
       const location = headers.location;
       this.#isDiscarding = true;
@@ -271,6 +289,7 @@ class OriginResponseHandler implements Dispatcher.DispatchHandler {
         statusCode,
         location: typeof location === "string" ? location : undefined,
         body: undefined,
+        caching: this.#caching,
       });
       return;
     }
@@ -299,7 +318,7 @@ class OriginResponseHandler implements Dispatcher.DispatchHandler {
   onResponseEnd(): void {
     this.#signal.removeEventListener("abort", this.#onAbort);
     if (this.#isDiscarding || this.#settled || this.#body === undefined) return;
-    this.#settle(undefined, { statusCode: 200, location: undefined, body: this.#body.take() });
+    this.#settle(undefined, { statusCode: 200, location: undefined, body: this.#body.take(), caching: this.#caching });
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
@@ -327,12 +346,28 @@ class OriginResponseHandler implements Dispatcher.DispatchHandler {
   }
 }
 
+/** The caching headers from undici's header record (repeated ones come as arrays). */
+function cachingHeadersOf(headers: Record<string, string | string[] | undefined>): CachingHeaders {
+  const one = (name: string): string | undefined => {
+    const value = headers[name];
+    return Array.isArray(value) ? value.join(", ") : value;
+  };
+  return {
+    etag: one("etag"),
+    lastModified: one("last-modified"),
+    cacheControl: one("cache-control"),
+    expires: one("expires"),
+    date: one("date"),
+    age: one("age"),
+  };
+}
+
 function statusError(statusCode: number): ProxyError {
   if (statusCode === 404 || statusCode === 410)
     return new ProxyError("ORIGIN_NOT_FOUND", "the origin has no such image");
   if (statusCode === 401 || statusCode === 403)
     return new ProxyError("ORIGIN_FORBIDDEN", `the origin refused access (${statusCode})`);
-  return new ProxyError("ORIGIN_FAILED", `the origin answered ${statusCode}`);
+  return new ProxyError("ORIGIN_FAILED", `the origin answered ${statusCode}`, { originStatus: statusCode });
 }
 
 /** Network and undici errors become ORIGIN_* codes here, keeping the cause. */

@@ -3,6 +3,7 @@ import type { Socket } from "node:net";
 import { ProxyError } from "../errors.ts";
 import { BodyCollector } from "./body-collector.ts";
 import type { SizeListener } from "./fetcher.ts";
+import type { CachingHeaders } from "./origin-caching.ts";
 
 /**
  * A small HTTP/1.1 client for the configured plain-HTTP origin: GET only, keep-alive connections, bodies framed by
@@ -36,6 +37,8 @@ export interface OriginResponse {
   readonly location: string | undefined;
   /** The body of a 200; undefined for every other status (whose body is not read). */
   readonly body: Buffer | undefined;
+  /** Validators and freshness headers (of a 200 or a 304). */
+  readonly caching: CachingHeaders;
 }
 
 /** Largest response head accepted, as node:http's default (--max-http-header-size). */
@@ -70,6 +73,8 @@ class OriginConnection {
   #framing: Framing = "length";
   /** The body of a 200, set with its framing; a Content-Length body is allocated at once and reads fill it in place. */
   #body: BodyCollector | undefined;
+  /** The caching headers of the 200 whose body is arriving. */
+  #caching: CachingHeaders = {};
   /**
    * Chunked: bytes of data left in the current chunk; -1 while a size line is expected, -2 in the trailers, -3 for
    * the CRLF after a chunk's data.
@@ -251,6 +256,7 @@ class OriginConnection {
     let location: string | undefined;
     let connection = status[1] === "0" ? "close" : "";
     let keepAliveHint: string | undefined;
+    const caching: { -readonly [K in keyof CachingHeaders]: CachingHeaders[K] } = {};
     for (let i = 1; i < lines.length; i++) {
       const line = lines[i]!; // i < lines.length
       const colon = line.indexOf(":");
@@ -276,16 +282,40 @@ class OriginConnection {
         case "keep-alive":
           keepAliveHint = value;
           break;
+        case "etag":
+          caching.etag = value;
+          break;
+        case "last-modified":
+          caching.lastModified = value;
+          break;
+        case "cache-control":
+          caching.cacheControl = caching.cacheControl === undefined ? value : `${caching.cacheControl}, ${value}`;
+          break;
+        case "expires":
+          caching.expires = value;
+          break;
+        case "date":
+          caching.date = value;
+          break;
+        case "age":
+          caching.age = value;
+          break;
       }
     }
     if (/(?:^|,)\s*close\s*(?:,|$)/.test(connection)) this.#isReusable = false;
     const hint = keepAliveHint === undefined ? undefined : /timeout=(\d+)/i.exec(keepAliveHint);
     if (hint) this.#keepAliveMs = Math.min(this.#options.keepAliveMs, Number(hint[1]) * 1000 - KEEP_ALIVE_MARGIN_MS);
 
+    if (statusCode === 304) {
+      // RFC 9112 §6.3: a 304 never has a body, whatever its headers say, so the connection stays usable (a revalidation
+      // costs one round trip on a warm connection).
+      this.#settle(pending, { statusCode, location, body: undefined, caching });
+      return statusCode;
+    }
     if (statusCode !== 200) {
       // Only a 200's body is used: answer now and drop the connection rather than read an error page.
       this.#isReusable = false;
-      this.#settle(pending, { statusCode, location, body: undefined });
+      this.#settle(pending, { statusCode, location, body: undefined, caching });
       return statusCode;
     }
     if (transferEncoding !== undefined) {
@@ -306,6 +336,7 @@ class OriginConnection {
       pending.onSize,
     );
     this.#body = body;
+    this.#caching = caching;
     this.#isInBody = true;
     if (this.#framing === "length" && contentLength === 0) this.#complete(pending, body);
     return statusCode;
@@ -359,7 +390,7 @@ class OriginConnection {
 
   #complete(pending: Pending, body: BodyCollector): void {
     this.#body = undefined;
-    this.#settle(pending, { statusCode: 200, location: undefined, body: body.take() });
+    this.#settle(pending, { statusCode: 200, location: undefined, body: body.take(), caching: this.#caching });
   }
 
   #settle(pending: Pending, response: OriginResponse): void {

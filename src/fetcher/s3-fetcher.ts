@@ -2,7 +2,8 @@ import { GetObjectCommand, HeadBucketCommand, S3Client, S3ServiceException } fro
 import type { OriginConfig } from "../config/config.ts";
 import { ProxyError } from "../errors.ts";
 import { BodyCollector } from "./body-collector.ts";
-import type { Fetcher, SizeListener } from "./fetcher.ts";
+import type { FetchOptions, Fetcher, OriginReply } from "./fetcher.ts";
+import { cleanValidators, parseOriginCaching } from "./origin-caching.ts";
 
 /**
  * Originals from S3 (or an S3-compatible store via --s3-endpoint, path-style). Credentials come from the standard
@@ -30,25 +31,47 @@ export class S3Fetcher implements Fetcher {
     });
   }
 
-  async fetchOriginal(path: string, signal?: AbortSignal, onSize?: SizeListener): Promise<Buffer> {
+  /** Validators are the object's ETag and LastModified; its Cache-Control and Expires metadata set freshness. */
+  async fetchOriginal(path: string, options: FetchOptions = {}): Promise<OriginReply> {
     const deadline = AbortSignal.timeout(this.#config.totalTimeoutMs);
-    const abortSignal = signal ? AbortSignal.any([signal, deadline]) : deadline;
+    const abortSignal = options.signal ? AbortSignal.any([options.signal, deadline]) : deadline;
     const maxBytes = this.#config.maxSourceBytes;
+    const asked = cleanValidators(options.validators?.etag, options.validators?.lastModified);
+    const lastModified = asked.lastModified === undefined ? undefined : new Date(asked.lastModified);
     try {
-      const object = await this.#client.send(new GetObjectCommand({ Bucket: this.#bucket, Key: this.#prefix + path }), {
-        abortSignal,
+      const object = await this.#client.send(
+        new GetObjectCommand({
+          Bucket: this.#bucket,
+          Key: this.#prefix + path,
+          ...(asked.etag !== undefined
+            ? { IfNoneMatch: asked.etag }
+            : lastModified
+              ? { IfModifiedSince: lastModified }
+              : {}),
+        }),
+        { abortSignal },
+      );
+      const caching = parseOriginCaching({
+        etag: object.ETag,
+        lastModified: object.LastModified?.toUTCString(),
+        cacheControl: object.CacheControl,
+        expires: object.ExpiresString,
       });
       const body = object.Body as (AsyncIterable<Uint8Array> & { destroy?: () => void }) | undefined;
       if (!body) throw new ProxyError("ORIGIN_FAILED", "S3 returned no body");
       try {
-        const collected = new BodyCollector(maxBytes, object.ContentLength, onSize);
+        const collected = new BodyCollector(maxBytes, object.ContentLength, options.onSize);
         for await (const chunk of body) collected.push(chunk, false); // each chunk is a read of its own
-        return collected.take();
+        return { status: 200, body: collected.take(), caching };
       } catch (error) {
         body.destroy?.(); // SOURCE_TOO_LARGE (declared or counted) or a broken stream: stop the download
         throw error;
       }
     } catch (error) {
+      // The SDK reports a 304 as an error (it has no body to parse); the validators asked with still hold.
+      const isConditional = asked.etag !== undefined || asked.lastModified !== undefined;
+      if (error instanceof S3ServiceException && error.$metadata.httpStatusCode === 304 && isConditional)
+        return { status: 304, caching: parseOriginCaching({ etag: asked.etag, lastModified: asked.lastModified }) };
       throw translateS3Error(error, deadline);
     }
   }
@@ -79,7 +102,10 @@ function translateS3Error(error: unknown, deadline: AbortSignal | undefined): Pr
     if (status === 403 || status === 401 || error.name === "AccessDenied") {
       return new ProxyError("ORIGIN_FORBIDDEN", `S3 refused access (${error.name})`, { cause: error });
     }
-    return new ProxyError("ORIGIN_FAILED", `S3 answered ${status} ${error.name}`, { cause: error });
+    return new ProxyError("ORIGIN_FAILED", `S3 answered ${status} ${error.name}`, {
+      cause: error,
+      ...(status >= 500 ? { originStatus: status } : {}),
+    });
   }
   const name = (error as { name?: unknown } | null)?.name;
   if (deadline?.aborted || name === "TimeoutError" || name === "AbortError") {

@@ -156,6 +156,29 @@ describe("web app end to end (Chromium)", () => {
     await context.close();
   }, 90_000);
 
+  it("purges every path starting with a prefix from the admin panel, and only those", async () => {
+    const [purged, kept] = await listedPaths(stack.proxyUrl);
+    const cacheOf = async (path: string): Promise<string | null> => {
+      const res = await fetch(`${stack.proxyUrl}/img/${encodeURIComponent(path)}?w=64`);
+      await res.arrayBuffer();
+      return res.headers.get("x-cache");
+    };
+    await cacheOf(purged!);
+    await cacheOf(kept!);
+    const context = await browser.newContext({ viewport: VIEWPORT });
+    const page = await context.newPage();
+    await page.goto(`${stack.proxyUrl}/#admin`);
+    await page.getByLabel("Admin token").fill("e2e-admin-token");
+    await page.getByLabel("Path prefix").fill(purged!);
+    await page.getByRole("button", { name: "Purge prefix" }).click();
+    await expect
+      .poll(async () => page.locator(".admin-result").textContent(), { timeout: 10_000 })
+      .toContain(`Purged every path starting with “${purged!}” (`);
+    expect(await cacheOf(purged!)).toBe("MISS");
+    expect(await cacheOf(kept!)).toBe("HIT");
+    await context.close();
+  }, 60_000);
+
   it("shows 429s on the page when a burst is larger than the rate limit", async () => {
     const context = await browser.newContext({ viewport: VIEWPORT });
     const page = await context.newPage();

@@ -1,12 +1,20 @@
 import { createHash, randomBytes } from "node:crypto";
 import { expect } from "vitest";
 import { ProxyError } from "../../src/errors.ts";
+import type { OriginReply } from "../../src/fetcher/fetcher.ts";
 import type { Route } from "./test-origin.ts";
 
 /** A random body of 3 MB and an odd tail: as large as an original, and no multiple of any read size. */
 export const BIG = randomBytes(3 * 1024 * 1024 + 12_345);
 
 export const sha256 = (bytes: Buffer): string => createHash("sha256").update(bytes).digest("hex");
+
+/** The body of a fetch that must have answered 200. */
+export async function bodyOf(reply: Promise<OriginReply>): Promise<Buffer> {
+  const answered = await reply;
+  if (answered.status !== 200) throw new Error(`expected a 200 from the fetcher, got ${answered.status}`);
+  return answered.body;
+}
 
 /** What a fetcher test asks an origin for: good bodies in both framings, errors, and faults mid-body. */
 export function fetchRoutes(): Record<string, Route> {

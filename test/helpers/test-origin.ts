@@ -62,3 +62,88 @@ export async function startTestOrigin(routes: Record<string, Route> = {}): Promi
       }),
   };
 }
+
+/** How a VersionedImage fails while `failWith` is set. */
+export type OriginFault = number | "stall" | "reset";
+
+/**
+ * One original whose bytes a test replaces (each version gets its own ETag and Last-Modified), answering conditional
+ * requests with 304, sending the Cache-Control a test chooses, and failing on demand.
+ */
+export interface VersionedImage {
+  readonly route: Route;
+  /** Serve `body` from now on: a new version. */
+  publish(body: Buffer): void;
+  /** Sent with every 200 and 304; undefined: none. */
+  cacheControl: string | undefined;
+  /** Sent with every 200 and 304 (an HTTP-date); undefined: none. */
+  expires: string | undefined;
+  /** Which validators the origin sends. */
+  validators: "etag" | "last-modified" | "none";
+  /** Every request fails this way until cleared: an HTTP status, never answering, or a reset connection. */
+  failWith: OriginFault | undefined;
+  readonly fullAnswers: number;
+  readonly notModifiedAnswers: number;
+  /** Requests that carried If-None-Match or If-Modified-Since. */
+  readonly conditionalRequests: number;
+}
+
+export function versionedImage(
+  body: Buffer,
+  options: { cacheControl?: string; delayMs?: number } = {},
+): VersionedImage {
+  let current = body;
+  let version = 1;
+  const etag = (): string => `"v${version}"`;
+  const lastModified = (): string => new Date(Date.UTC(2025, 0, 1) + version * 60_000).toUTCString();
+  const image: VersionedImage & { fullAnswers: number; notModifiedAnswers: number; conditionalRequests: number } = {
+    cacheControl: options.cacheControl,
+    expires: undefined,
+    validators: "etag",
+    failWith: undefined,
+    fullAnswers: 0,
+    notModifiedAnswers: 0,
+    conditionalRequests: 0,
+    publish(next) {
+      current = next;
+      version++;
+    },
+    route: (req, res) => {
+      const ifNoneMatch = req.headers["if-none-match"];
+      const ifModifiedSince = req.headers["if-modified-since"];
+      if (ifNoneMatch !== undefined || ifModifiedSince !== undefined) image.conditionalRequests++;
+      const fault = image.failWith;
+      if (fault === "stall") return;
+      if (fault === "reset") return void req.socket.destroy();
+      if (typeof fault === "number") {
+        res.writeHead(fault, { "content-type": "text/plain" });
+        return void res.end("failing on purpose");
+      }
+      const headers: Record<string, string> = {};
+      if (image.validators === "etag") headers.etag = etag();
+      if (image.validators === "last-modified") headers["last-modified"] = lastModified();
+      if (image.cacheControl !== undefined) headers["cache-control"] = image.cacheControl;
+      if (image.expires !== undefined) headers.expires = image.expires;
+      const isNotModified =
+        (image.validators === "etag" && ifNoneMatch === etag()) ||
+        (image.validators === "last-modified" &&
+          ifNoneMatch === undefined &&
+          ifModifiedSince !== undefined &&
+          Date.parse(ifModifiedSince) >= Date.parse(lastModified()));
+      const answer = (): void => {
+        if (isNotModified) {
+          image.notModifiedAnswers++;
+          res.writeHead(304, headers);
+          res.end();
+          return;
+        }
+        image.fullAnswers++;
+        res.writeHead(200, { ...headers, "content-type": "image/jpeg", "content-length": current.byteLength });
+        res.end(current);
+      };
+      if (options.delayMs) setTimeout(answer, options.delayMs);
+      else answer();
+    },
+  };
+  return image;
+}

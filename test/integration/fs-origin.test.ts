@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../../src/app.ts";
 import type { OriginConfig } from "../../src/config/config.ts";
 import { FsFetcher } from "../../src/fetcher/fs-fetcher.ts";
-import { expectCode } from "../helpers/fetch-routes.ts";
+import { bodyOf, expectCode } from "../helpers/fetch-routes.ts";
 import { imageFacts, makeJpeg } from "../helpers/images.ts";
 import { startProxy } from "../helpers/proxy.ts";
 
@@ -53,7 +53,7 @@ function fetcher(): FsFetcher {
 
 describe("FsFetcher", () => {
   it("reads an original", async () => {
-    expect((await fetcher().fetchOriginal("photo.jpg")).equals(jpeg)).toBe(true);
+    expect((await bodyOf(fetcher().fetchOriginal("photo.jpg"))).equals(jpeg)).toBe(true);
   });
 
   it.each([
@@ -94,5 +94,34 @@ describe("FsFetcher behind the proxy", () => {
     const ok = await fetch(`${app.url}/img/photo.jpg?w=20`);
     expect(ok.status).toBe(200);
     expect((await imageFacts(Buffer.from(await ok.arrayBuffer()))).width).toBe(20);
+  });
+});
+
+describe("a directory origin's validators: size and mtime", () => {
+  it("revalidates a stale entry with one stat (no read), and sees a rewritten file as new bytes", async () => {
+    let clock = 1_000_000;
+    const app = await startProxy(
+      { origin: root, cacheTtlSeconds: 60, staleWhileRevalidateSeconds: 0 },
+      { now: () => clock },
+    );
+    try {
+      await writeFile(join(root, "changing.jpg"), jpeg);
+      const first = await fetch(`${app.url}/img/changing.jpg?w=20`);
+      await first.arrayBuffer();
+      clock += 61_000;
+      const same = await fetch(`${app.url}/img/changing.jpg?w=20`);
+      expect(same.headers.get("cache-status")).toBe("imagika; fwd=stale; fwd-status=304; ttl=60");
+      expect(same.headers.get("etag")).toBe(first.headers.get("etag"));
+      await same.arrayBuffer();
+
+      await writeFile(join(root, "changing.jpg"), await makeJpeg(40, 40, 9)); // square now: 20 px high at w=20
+      clock += 61_000;
+      const changed = await fetch(`${app.url}/img/changing.jpg?w=20`);
+      expect(changed.headers.get("cache-status")).toBe("imagika; fwd=stale; fwd-status=200; ttl=60; stored");
+      expect((await imageFacts(Buffer.from(await changed.arrayBuffer()))).height).toBe(20);
+      expect(app.stats).toMatchObject({ revalidationsNotModified: 1, originalsChanged: 1 });
+    } finally {
+      await app.close();
+    }
   });
 });

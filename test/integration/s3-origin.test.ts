@@ -5,7 +5,7 @@ import { join } from "node:path";
 import S3rver from "s3rver";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../../src/app.ts";
-import { makeJpeg, sha256 } from "../helpers/images.ts";
+import { imageFacts, makeJpeg, sha256 } from "../helpers/images.ts";
 import { startProxy } from "../helpers/proxy.ts";
 
 // s3rver: a real S3-compatible server (REST + SigV4) on loopback; its fixed credentials are S3RVER/S3RVER.
@@ -85,3 +85,42 @@ describe("S3 origin", () => {
     }
   });
 });
+
+describe("an S3 origin's validators: the object's ETag", () => {
+  it("revalidates with If-None-Match (304), and replaces an object uploaded again with other bytes", async () => {
+    let clock = 1_000_000;
+    const app = await startProxy(
+      { origin: "s3://photos/originals", s3Endpoint: endpoint, cacheTtlSeconds: 60, staleWhileRevalidateSeconds: 0 },
+      { now: () => clock },
+    );
+    apps.push(app);
+    await upload("originals/versions.jpg", jpeg);
+    const first = await fetch(`${app.url}/img/versions.jpg?w=80`);
+    expect((await imageFacts(Buffer.from(await first.arrayBuffer()))).height).toBe(60);
+    clock += 61_000;
+    const same = await fetch(`${app.url}/img/versions.jpg?w=80`);
+    expect(same.headers.get("cache-status")).toBe("imagika; fwd=stale; fwd-status=304; ttl=60");
+    expect(same.headers.get("etag")).toBe(first.headers.get("etag"));
+    await same.arrayBuffer();
+
+    await upload("originals/versions.jpg", await makeJpeg(400, 400, 12));
+    clock += 61_000;
+    const changed = await fetch(`${app.url}/img/versions.jpg?w=80`);
+    expect(changed.headers.get("cache-status")).toBe("imagika; fwd=stale; fwd-status=200; ttl=60; stored");
+    expect((await imageFacts(Buffer.from(await changed.arrayBuffer()))).height).toBe(80);
+  });
+});
+
+async function upload(key: string, body: Buffer): Promise<void> {
+  const client = new S3Client({
+    region: "us-east-1",
+    endpoint,
+    forcePathStyle: true,
+    credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
+  });
+  try {
+    await client.send(new PutObjectCommand({ Bucket: "photos", Key: key, Body: body }));
+  } finally {
+    client.destroy();
+  }
+}

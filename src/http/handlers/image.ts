@@ -2,7 +2,7 @@ import type { HttpRequest, Reply } from "../engine/reply.ts";
 import { performance } from "node:perf_hooks";
 import { CONTENT_TYPES } from "../../image-format.ts";
 import type { Metrics } from "../../metrics.ts";
-import type { ImageProxy, ProxyResult } from "../../proxy/image-proxy.ts";
+import type { ImageProxy, ProxyResult, Revalidation } from "../../proxy/image-proxy.ts";
 import type { ProxyStats } from "../../proxy/stats.ts";
 import { ACCEPT_CH, hintsVary } from "../../transform/client-hints.ts";
 import type { ClientHintResolver } from "../../transform/client-hints.ts";
@@ -36,6 +36,27 @@ const COLLAPSED_LINES = "cache-status: imagika; fwd=miss; collapsed\r\nx-cache: 
 const STORED_LINES = "cache-status: imagika; fwd=miss; stored\r\nx-cache: MISS\r\n";
 /** A miss no tier kept (larger than --cache-max-entry-bytes, or produced while a purge ran). */
 const MISS_LINES = "cache-status: imagika; fwd=miss\r\nx-cache: MISS\r\n";
+
+/**
+ * Cache-Status of a stale entry (RFC 9211 §2): served at once while revalidating, `hit` with its negative `ttl`;
+ * revalidated, `fwd=stale` with the origin's answer (`fwd-status=304`, or `200` with the same or new bytes); served
+ * because the origin failed, `fwd=stale` with the failing `fwd-status` and the negative `ttl`. X-Cache says MISS only
+ * when the bytes are new.
+ */
+function revalidationLines(result: ProxyResult, revalidation: Revalidation): string {
+  const ttl = revalidation.ttlSeconds === undefined ? "" : `; ttl=${revalidation.ttlSeconds}`;
+  const collapsed = result.collapsed ? "; collapsed" : "";
+  const fwd = `fwd=stale; fwd-status=${revalidation.fwdStatus ?? 200}`;
+  switch (revalidation.kind) {
+    case "stale":
+      return `cache-status: imagika; hit${ttl}\r\nx-cache: HIT\r\n`;
+    case "validated":
+    case "error":
+      return `cache-status: imagika; ${fwd}${ttl}${collapsed}\r\nx-cache: HIT\r\n`;
+    case "replaced":
+      return `cache-status: imagika; ${fwd}${ttl}${result.isStored ? "; stored" : ""}${collapsed}\r\nx-cache: MISS\r\n`;
+  }
+}
 
 /** The headers that are the same on every image response, as validated lines (see header-lines.ts). */
 export function imageHeaderLines(options: {
@@ -221,13 +242,15 @@ function sendVariant(
   // was matched against REQUEST_ID or made by randomUUID().
   const disposition = contentDisposition(delivery.path, variant.format, delivery.isDownload);
   let lines = `content-type: ${CONTENT_TYPES[variant.format]}\r\netag: ${variant.etag}\r\ncontent-disposition: ${disposition}\r\n${
-    result.cacheStatus === "hit"
-      ? HIT_LINES
-      : result.collapsed
-        ? COLLAPSED_LINES
-        : result.isStored
-          ? STORED_LINES
-          : MISS_LINES
+    result.revalidation
+      ? revalidationLines(result, result.revalidation)
+      : result.cacheStatus === "hit"
+        ? HIT_LINES
+        : result.collapsed
+          ? COLLAPSED_LINES
+          : result.isStored
+            ? STORED_LINES
+            : MISS_LINES
   }server-timing: ${serverTiming(result, started)}\r\n`;
   const { hintsVary } = delivery;
   if (result.varyAccept) lines += hintsVary === undefined ? "vary: Accept\r\n" : `vary: Accept, ${hintsVary}\r\n`;

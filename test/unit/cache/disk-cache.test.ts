@@ -7,6 +7,7 @@ import { DiskCache } from "../../../src/cache/disk-cache.ts";
 import type { Variant } from "../../../src/cache/tier.ts";
 import { TierHealth } from "../../../src/cache/tier-health.ts";
 import type { TierLogger } from "../../../src/cache/tier-health.ts";
+import { testSource, withoutFreshness } from "../../helpers/entries.ts";
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -37,17 +38,19 @@ function variant(bytes: number, fill = 7): Variant {
     width: 40,
     height: 30,
     originalBytes: 9,
+    source: testSource(),
   };
 }
 
 async function openCache(
   dir: string,
-  options: { maxBytes?: number; ttlSeconds?: number; now?: () => number } = {},
+  options: { maxBytes?: number; ttlSeconds?: number; retainStaleSeconds?: number; now?: () => number } = {},
 ): Promise<DiskCache> {
   return DiskCache.open({
     dir,
     maxBytes: options.maxBytes ?? 1024 * 1024,
     ttlSeconds: options.ttlSeconds ?? 0,
+    retainStaleSeconds: options.retainStaleSeconds ?? 0,
     health: new TierHealth({ tier: "disk", log: recordingLog(), minBackoffMs: 0 }),
     ...(options.now ? { now: options.now } : {}),
   });
@@ -89,7 +92,14 @@ describe("DiskCache", () => {
     const cache = await openCache(await tempDir());
     expect(await cache.set("v:a.jpg?w=40", variant(500))).toBe(true);
     const got = await cache.get("v:a.jpg?w=40");
-    expect(got).toMatchObject({ format: "webp", etag: '"e7"', width: 40, height: 30, originalBytes: 9 });
+    expect(got).toMatchObject({
+      format: "webp",
+      etag: '"e7"',
+      width: 40,
+      height: 30,
+      originalBytes: 9,
+      source: testSource(),
+    });
     expect(got?.body.equals(Buffer.alloc(500, 7))).toBe(true);
     expect(await cache.get("v:other")).toBeUndefined();
     expect(cache.stats()).toMatchObject({ entries: 1, hits: 1, misses: 1 });
@@ -151,16 +161,31 @@ describe("DiskCache", () => {
     expect(reopened.stats()).toMatchObject({ entries: 0, corrupt: 1 });
   });
 
-  it("treats entries older than the TTL as misses, by the wall clock, across restarts", async () => {
+  it("keeps an entry past its freshness for the stale window, then treats it as a miss, across restarts", async () => {
+    const dir = await tempDir();
+    let now = 1_000_000;
+    const cache = await openCache(dir, { retainStaleSeconds: 30, now: () => now });
+    await cache.set("v:t", { ...variant(10), source: testSource({ freshUntilMs: now + 60_000 }) });
+    now += 89_000; // stale for 29 s: still kept (it may be served stale or revalidated)
+    const stale = await cache.get("v:t");
+    expect(stale?.source.freshUntilMs).toBe(1_060_000);
+    now += 2_000;
+    const reopened = await openCache(dir, { retainStaleSeconds: 30, now: () => now });
+    expect(await reopened.get("v:t")).toBeUndefined();
+  });
+
+  it("reads an entry written before issue 20 with the TTL from its storage time as its freshness", async () => {
     const dir = await tempDir();
     let now = 1_000_000;
     const cache = await openCache(dir, { ttlSeconds: 60, now: () => now });
-    await cache.set("v:t", variant(10));
+    await cache.set("v:old", variant(10));
+    const [file] = await entryFiles(dir);
+    await writeFile(file!, withoutFreshness(await readFile(file!)));
     now += 59_000;
-    expect(await cache.get("v:t")).toBeDefined();
+    const legacy = await cache.get("v:old");
+    expect(legacy?.source).toMatchObject({ etag: "", freshUntilMs: 1_060_000 });
     now += 2_000;
-    const reopened = await openCache(dir, { ttlSeconds: 60, now: () => now });
-    expect(await reopened.get("v:t")).toBeUndefined();
+    expect(await cache.get("v:old")).toBeUndefined();
   });
 
   it("reads entries another process wrote into the shared directory after it started", async () => {

@@ -1,12 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { ENTRY_OVERHEAD_BYTES, MemoryCache, entrySize } from "../../../src/cache/memory-cache.ts";
 import type { Variant } from "../../../src/cache/tier.ts";
+import { testSource } from "../../helpers/entries.ts";
 
 const variant = (bytes: number): Variant => ({
   body: Buffer.alloc(bytes),
   format: "jpeg",
   etag: '"x"',
   originalBytes: bytes,
+  source: testSource(),
 });
 
 describe("MemoryCache", () => {

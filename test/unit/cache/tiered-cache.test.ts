@@ -10,6 +10,7 @@ import { TierHealth } from "../../../src/cache/tier-health.ts";
 import { TieredCache } from "../../../src/cache/tiered-cache.ts";
 import { connectRedis, deletePrefix, SHARED_REDIS_URL, uniquePrefix } from "../../helpers/redis.ts";
 import type { TestRedisClient } from "../../helpers/redis.ts";
+import { testSource } from "../../helpers/entries.ts";
 
 const SILENT = { warn: () => undefined, info: () => undefined };
 let redis: TestRedisClient;
@@ -32,7 +33,13 @@ afterAll(async () => {
 });
 
 function variant(bytes: number, fill = 5): Variant {
-  return { body: Buffer.alloc(bytes, fill), format: "webp", etag: `"t${fill}"`, originalBytes: bytes };
+  return {
+    body: Buffer.alloc(bytes, fill),
+    format: "webp",
+    etag: `"t${fill}"`,
+    originalBytes: bytes,
+    source: testSource(),
+  };
 }
 
 /** A real disk tier over a real Redis tier, the order the proxy uses. */

@@ -4,11 +4,12 @@ import type { Variant } from "../../../src/cache/tier.ts";
 import { ProxyError } from "../../../src/errors.ts";
 import { MemoryBudget } from "../../../src/memory/memory-budget.ts";
 import type { MemoryBudgetOptions } from "../../../src/memory/memory-budget.ts";
+import { testSource } from "../../helpers/entries.ts";
 
 const MiB = 1024 * 1024;
 
 function variantOf(bytes: number): Variant {
-  return { body: Buffer.alloc(bytes), format: "jpeg", etag: '"x"', originalBytes: bytes };
+  return { body: Buffer.alloc(bytes), format: "jpeg", etag: '"x"', originalBytes: bytes, source: testSource() };
 }
 
 /**

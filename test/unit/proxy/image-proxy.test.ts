@@ -1,7 +1,8 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { MemoryCache } from "../../../src/cache/memory-cache.ts";
 import { ProxyError } from "../../../src/errors.ts";
-import type { Fetcher } from "../../../src/fetcher/fetcher.ts";
+import { NO_CACHING } from "../../../src/fetcher/fetcher.ts";
+import type { Fetcher, OriginReply } from "../../../src/fetcher/fetcher.ts";
 import { ImageProxy } from "../../../src/proxy/image-proxy.ts";
 import type { ImageRequest, ProxyResult } from "../../../src/proxy/image-proxy.ts";
 import { ProxyStats } from "../../../src/proxy/stats.ts";
@@ -22,11 +23,13 @@ class MemoryFetcher implements Fetcher {
   isHolding = false;
   #held: (() => void)[] = [];
 
-  fetchOriginal(path: string): Promise<Buffer> {
+  fetchOriginal(path: string): Promise<OriginReply> {
     this.requests.push(path);
     const body = this.files.get(path);
-    const answer = (): Promise<Buffer> =>
-      body ? Promise.resolve(body) : Promise.reject(new ProxyError("ORIGIN_NOT_FOUND", `no ${path}`));
+    const answer = (): Promise<OriginReply> =>
+      body
+        ? Promise.resolve({ status: 200, body, caching: NO_CACHING })
+        : Promise.reject(new ProxyError("ORIGIN_NOT_FOUND", `no ${path}`));
     if (!this.isHolding) return answer();
     return new Promise((resolve, reject) => this.#held.push(() => void answer().then(resolve, reject)));
   }

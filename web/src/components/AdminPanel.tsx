@@ -1,16 +1,30 @@
 import { useId, useState } from "react";
-import { purgeCache, type AdminResult } from "../lib/api.ts";
+import { purgeCache, type AdminResult, type PurgeTarget } from "../lib/api.ts";
 
-/** Admin token (kept in this tab's sessionStorage) and "Purge cache" (`DELETE /api/cache`). */
-export function AdminPanel({ token, onTokenChange }: { token: string; onTokenChange: (token: string) => void }) {
+/**
+ * Admin token (kept in this tab's sessionStorage) and purges: every path starting with a prefix
+ * (`DELETE /api/cache?prefix=`), or everything (`DELETE /api/cache`). The prefix is a plain string match, so
+ * "albums/2024" also takes "albums/2024-old/…"; an empty prefix purges nothing (everything has its own button).
+ * `purge` is the call that does it (purgeCache; tests hand in their own).
+ */
+export function AdminPanel({
+  token,
+  onTokenChange,
+  purge = purgeCache,
+}: {
+  token: string;
+  onTokenChange: (token: string) => void;
+  purge?: (token: string, target: PurgeTarget) => Promise<AdminResult>;
+}) {
   const [result, setResult] = useState<AdminResult | undefined>();
   const [isRunning, setIsRunning] = useState(false);
+  const [prefix, setPrefix] = useState("");
   const id = useId();
 
-  const purgeAll = async () => {
+  const run = async (target: PurgeTarget) => {
     setIsRunning(true);
     try {
-      setResult(await purgeCache(token));
+      setResult(await purge(token, target));
     } finally {
       setIsRunning(false);
     }
@@ -25,7 +39,7 @@ export function AdminPanel({ token, onTokenChange }: { token: string; onTokenCha
         className="controls"
         onSubmit={(event) => {
           event.preventDefault();
-          void purgeAll();
+          if (prefix !== "") void run({ kind: "prefix", prefix });
         }}
       >
         <label className="field">
@@ -39,8 +53,27 @@ export function AdminPanel({ token, onTokenChange }: { token: string; onTokenCha
             onChange={(event) => onTokenChange(event.target.value)}
           />
         </label>
-        <button type="submit" className="button button--danger" disabled={isRunning}>
-          {isRunning ? "Purging…" : "Purge cache"}
+        <label className="field">
+          <span className="field__label">Path prefix</span>
+          <input
+            type="text"
+            autoComplete="off"
+            spellCheck={false}
+            value={prefix}
+            placeholder="albums/2024/"
+            onChange={(event) => setPrefix(event.target.value)}
+          />
+        </label>
+        <button type="submit" className="button" disabled={isRunning || prefix === ""}>
+          {isRunning ? "Purging…" : "Purge prefix"}
+        </button>
+        <button
+          type="button"
+          className="button button--danger"
+          disabled={isRunning}
+          onClick={() => void run({ kind: "all" })}
+        >
+          Purge everything
         </button>
       </form>
       {result ? (

@@ -57,4 +57,22 @@ describe("StatsView", () => {
     render(<StatsView stats={parseStats({})} />);
     expect(screen.queryByTestId("memory-meter")).toBeNull();
   });
+
+  it("shows revalidations (304 / 200), originals that changed, stale answers and purged entries", () => {
+    const stats = parseStats({
+      freshness: {
+        revalidations: { notModified: 40, modified: 3, failed: 2 },
+        originalsChanged: 1,
+        staleServed: { whileRevalidating: 12, ifError: 5 },
+      },
+      purgedEntries: 9,
+    });
+    render(<StatsView stats={stats} />);
+    expect(screen.getByTestId("stat-revalidated").textContent).toBe("43");
+    const text = screen.getByTestId("stat-revalidated").parentElement!.textContent ?? "";
+    expect(text).toContain("40 not modified (304) · 3 refetched (200)");
+    expect(text).toContain("1 changed at the origin · 2 failed");
+    expect(text).toContain("stale served: 12 while revalidating · 5 on origin errors");
+    expect(text).toContain("9 entries purged");
+  });
 });

@@ -99,6 +99,7 @@ export function StatsView({ stats }: { stats: ProxyStats }) {
         <Stat label="Coalesced" value={formatCount(stats.coalesced)} testId="stat-coalesced">
           requests that shared one fetch
         </Stat>
+        <FreshnessStat stats={stats} />
         <Stat label="Transforms" value={formatCount(stats.transforms)} testId="stat-transforms">
           {stats.transformsInFlight} running · {stats.transformsQueued} queued
         </Stat>
@@ -136,6 +137,24 @@ export function StatsView({ stats }: { stats: ProxyStats }) {
         </div>
       </div>
     </>
+  );
+}
+
+/** Revalidations of stale entries (304 / 200), what changed at the origin, stale answers and purges. */
+function FreshnessStat({ stats }: { stats: ProxyStats }) {
+  const { freshness } = stats;
+  const revalidations = freshness.notModified + freshness.modified;
+  const details = [
+    `${formatCount(freshness.notModified)} not modified (304) · ${formatCount(freshness.modified)} refetched (200)`,
+    freshness.originalsChanged > 0 ? `${formatCount(freshness.originalsChanged)} changed at the origin` : "",
+    freshness.failed > 0 ? `${formatCount(freshness.failed)} failed` : "",
+    `stale served: ${formatCount(freshness.staleWhileRevalidating)} while revalidating · ${formatCount(freshness.staleIfError)} on origin errors`,
+    stats.purgedEntries > 0 ? `${formatCount(stats.purgedEntries)} entries purged` : "",
+  ].filter((part) => part !== "");
+  return (
+    <Stat label="Revalidated" value={formatCount(revalidations)} testId="stat-revalidated">
+      {details.join(" · ")}
+    </Stat>
   );
 }
 

@@ -155,7 +155,7 @@ export function Viewer({
 
   const purgeImage = useCallback(async () => {
     setPurge("running");
-    const result = await purgeCache(adminToken, image.path);
+    const result = await purgeCache(adminToken, { kind: "path", path: image.path });
     setPurge(result);
     if (result.isOk) setReloads((n) => n + 1);
   }, [adminToken, image.path]);

@@ -73,6 +73,23 @@ export interface ProxyStats {
   readonly cache: CacheFill & { readonly variants: CacheFill; readonly originals: CacheFill };
   readonly rateLimit: { readonly perSecond: number; readonly burst: number };
   readonly memory: MemoryFill;
+  readonly freshness: Freshness;
+  /** Entries removed by admin purges. */
+  readonly purgedEntries: number;
+}
+
+/** What the proxy did with stale entries: asked the origin again, or served them stale. */
+export interface Freshness {
+  /** The origin answered 304: the cached bytes (and their variants) were still right. */
+  readonly notModified: number;
+  /** The origin answered 200: same bytes, or new ones (`originalsChanged`). */
+  readonly modified: number;
+  readonly failed: number;
+  readonly originalsChanged: number;
+  /** Served stale at once while one background request revalidated. */
+  readonly staleWhileRevalidating: number;
+  /** Served stale because the origin failed. */
+  readonly staleIfError: number;
 }
 
 /** The process's memory against its --memory-limit (bytes), and what the limit turned away. */
@@ -108,6 +125,9 @@ export function parseStats(body: Record<string, unknown>): ProxyStats {
   const cache = isRecord(body.cache) ? body.cache : {};
   const rateLimit = isRecord(body.rateLimit) ? body.rateLimit : {};
   const memory = isRecord(body.memory) ? body.memory : {};
+  const freshness = isRecord(body.freshness) ? body.freshness : {};
+  const revalidations = isRecord(freshness.revalidations) ? freshness.revalidations : {};
+  const staleServed = isRecord(freshness.staleServed) ? freshness.staleServed : {};
   return {
     uptimeSeconds: num(body, "uptimeSeconds"),
     requests: num(body, "requests"),
@@ -138,6 +158,15 @@ export function parseStats(body: Record<string, unknown>): ProxyStats {
       shed: num(memory, "shed"),
       tooLarge: num(memory, "tooLarge"),
     },
+    freshness: {
+      notModified: num(revalidations, "notModified"),
+      modified: num(revalidations, "modified"),
+      failed: num(revalidations, "failed"),
+      originalsChanged: num(freshness, "originalsChanged"),
+      staleWhileRevalidating: num(staleServed, "whileRevalidating"),
+      staleIfError: num(staleServed, "ifError"),
+    },
+    purgedEntries: num(body, "purgedEntries"),
   };
 }
 
@@ -148,9 +177,27 @@ export interface AdminResult {
   readonly message: string;
 }
 
-/** `DELETE /api/cache` (everything) or `DELETE /api/cache/<path>` (one original and its variants). */
-export async function purgeCache(token: string, path?: string): Promise<AdminResult> {
-  const url = path === undefined ? "/api/cache" : `/api/cache/${encodeImagePath(path)}`;
+/** What a purge removes: everything, one original and its variants, or every path starting with a prefix. */
+export type PurgeTarget =
+  | { readonly kind: "all" }
+  | { readonly kind: "path"; readonly path: string }
+  | { readonly kind: "prefix"; readonly prefix: string };
+
+/** `DELETE /api/cache`, `/api/cache/<path>` or `/api/cache?prefix=<prefix>` (the prefix is a plain string match). */
+export function purgeUrlOf(target: PurgeTarget): string {
+  switch (target.kind) {
+    case "all":
+      return "/api/cache";
+    case "path":
+      return `/api/cache/${encodeImagePath(target.path)}`;
+    case "prefix":
+      return `/api/cache?${new URLSearchParams({ prefix: target.prefix }).toString()}`;
+  }
+}
+
+/** Sends the purge with the admin token; never throws (an unreachable proxy is a result too). */
+export async function purgeCache(token: string, target: PurgeTarget = { kind: "all" }): Promise<AdminResult> {
+  const url = purgeUrlOf(target);
   let response: Response;
   try {
     response = await fetch(url, { method: "DELETE", headers: { Authorization: `Bearer ${token}` } });
@@ -158,12 +205,21 @@ export async function purgeCache(token: string, path?: string): Promise<AdminRes
     return { status: 0, isOk: false, message: "No answer from the proxy: is it running?" };
   }
   const text = await response.text().catch(() => "");
-  return describeAdminResponse(response.status, text, path);
+  return describeAdminResponse(response.status, text, target);
 }
 
 /** Phrases an admin response: 401/403 are token problems, 404 means the server has no admin token configured. */
-export function describeAdminResponse(status: number, bodyText: string, path?: string): AdminResult {
-  const what = path === undefined ? "the whole cache" : path;
+export function describeAdminResponse(
+  status: number,
+  bodyText: string,
+  target: PurgeTarget = { kind: "all" },
+): AdminResult {
+  const what =
+    target.kind === "all"
+      ? "the whole cache"
+      : target.kind === "path"
+        ? target.path
+        : `every path starting with “${target.prefix}”`;
   if (status >= 200 && status < 300) {
     const purged = purgedCount(bodyText);
     const count = purged === undefined ? "" : ` (${purged} ${purged === 1 ? "entry" : "entries"})`;
