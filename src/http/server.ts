@@ -60,6 +60,7 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     queryParser: new TransformOptionsParser(rules),
     clientHints: new ClientHintResolver(rules),
     headerLines: imageHeaderLines({ ...config, hasClientHints: rules.hasClientHints === true }),
+    noStoreHeaderLines: imageHeaderLines({ ...config, hasClientHints: rules.hasClientHints === true, isNoStore: true }),
   };
   const policy = limiter
     ? `"default";q=${limiter.burst};w=${Math.max(1, Math.ceil(limiter.burst / limiter.perSecond))}`

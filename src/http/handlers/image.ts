@@ -28,6 +28,8 @@ export interface ImageHandlerOptions {
   readonly clientHints: ClientHintResolver;
   /** The headers every image response carries, rendered once by imageHeaderLines(). */
   readonly headerLines: string;
+  /** The same for an original the origin marked no-store or private: no cache after the proxy keeps it either. */
+  readonly noStoreHeaderLines: string;
 }
 
 /** RFC 9211 Cache-Status and X-Cache, by outcome. */
@@ -66,10 +68,12 @@ export function imageHeaderLines(options: {
   readonly crossOriginResourcePolicy: string;
   /** --client-hints: ask browsers for the hints w=auto and dpr=auto read. */
   readonly hasClientHints: boolean;
+  /** The origin said no-store or private (RFC 9111 §5.2.2.3, 5.2.2.7): pass that on instead of a public lifetime. */
+  readonly isNoStore?: boolean;
 }): string {
   const pairs = [
     "cache-control",
-    `public, max-age=${options.cacheControlMaxAge}`,
+    options.isNoStore === true ? "private, no-store" : `public, max-age=${options.cacheControlMaxAge}`,
     "accept-ranges",
     "bytes",
     "x-content-type-options",
@@ -256,7 +260,7 @@ function sendVariant(
   if (result.varyAccept) lines += hintsVary === undefined ? "vary: Accept\r\n" : `vary: Accept, ${hintsVary}\r\n`;
   else if (hintsVary !== undefined) lines += `vary: ${hintsVary}\r\n`;
   for (let i = 0; i + 1 < extraHeaders.length; i += 2) lines += `${extraHeaders[i]!}: ${extraHeaders[i + 1]!}\r\n`; // pairs
-  lines += options.headerLines;
+  lines += variant.source.isNoStore ? options.noStoreHeaderLines : options.headerLines;
 
   if (matchesIfNoneMatch(req.headers["if-none-match"], variant.etag)) {
     res.writeHeadLines(304, lines);
