@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { generateSamples } from "../origin-server/samples.ts";
-import { PROXY_SETTINGS } from "../src/config/config.ts";
+import { PROXY_SETTINGS } from "../src/config/proxy-settings.ts";
 import { BareSharpProcess } from "./lib/bare-sharp.ts";
 import { timedGet } from "./lib/client.ts";
 import { getOnEach, openConnections } from "./lib/raw-client.ts";

@@ -2,14 +2,8 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { App, AppOptions } from "./app.ts";
-import {
-  buildConfig,
-  ENV_PREFIX,
-  ORIGIN_ENV_PREFIX,
-  ORIGIN_SETTINGS,
-  PROXY_SETTINGS,
-  SAMPLES_SETTINGS,
-} from "./config/config.ts";
+import { buildConfig, ENV_PREFIX, ORIGIN_ENV_PREFIX, ORIGIN_SETTINGS, SAMPLES_SETTINGS } from "./config/config.ts";
+import { PROXY_SETTINGS } from "./config/proxy-settings.ts";
 import type { Config } from "./config/config.ts";
 import { int, text } from "./config/parsers.ts";
 import { ConfigError, formatHelp, loadSettings, setting } from "./config/settings.ts";

@@ -1,4 +1,5 @@
-import { ENV_PREFIX, ORIGIN_ENV_PREFIX, ORIGIN_SETTINGS, PROXY_SETTINGS, SAMPLES_SETTINGS } from "./config.ts";
+import { ENV_PREFIX, ORIGIN_ENV_PREFIX, ORIGIN_SETTINGS, SAMPLES_SETTINGS } from "./config.ts";
+import { PROXY_SETTINGS } from "./proxy-settings.ts";
 import { formatMarkdown } from "./settings.ts";
 
 /** The comments around a generated part of a Markdown document. */

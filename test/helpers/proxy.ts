@@ -1,8 +1,9 @@
 import { pino } from "pino";
 import { createApp } from "../../src/app.ts";
 import type { App } from "../../src/app.ts";
-import { buildConfig, defaultSettings, parseOriginSpec } from "../../src/config/config.ts";
-import type { ProxySettings } from "../../src/config/config.ts";
+import { buildConfig, defaultSettings } from "../../src/config/config.ts";
+import { parseOriginSpec } from "../../src/config/proxy-settings.ts";
+import type { ProxySettings } from "../../src/config/proxy-settings.ts";
 
 export interface ProxyOverrides extends Partial<Omit<ProxySettings, "origin">> {
   /** http(s) base URL or directory; parsed like --origin. */

@@ -7,9 +7,9 @@ import {
   ENV_PREFIX,
   ORIGIN_ENV_PREFIX,
   ORIGIN_SETTINGS,
-  PROXY_SETTINGS,
   SAMPLES_SETTINGS,
 } from "../../src/config/config.ts";
+import { PROXY_SETTINGS } from "../../src/config/proxy-settings.ts";
 import { bytes } from "../../src/config/parsers.ts";
 import { loadSettings } from "../../src/config/settings.ts";
 import type { SettingTable } from "../../src/config/settings.ts";
