@@ -8,7 +8,7 @@ const stage = { width: 900, height: 700 };
 describe("viewerUrl", () => {
   it("sizes the variant to the stage and the screen's DPR", () => {
     expect(viewerUrl(image, { width: "fit", format: "auto", quality: "default" }, stage, 2)).toBe(
-      "/img/p/landscape.jpg?w=960&f=auto&dpr=2",
+      "/img/p/landscape.jpg?w=960&dpr=2&f=auto",
     );
   });
 

@@ -1,13 +1,13 @@
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from "react";
 import { purgeCache, type AdminResult, type OriginalImage } from "../lib/api.ts";
 import { formatDimensions } from "../lib/format.ts";
-import { fitWidth, imageUrl, type OutputFormat } from "../lib/image-url.ts";
+import { fitWidth, imageUrl, type Format } from "../lib/image-url.ts";
 import { fetchVariant, type FailedVariant, type FetchedVariant } from "../lib/variant-fetch.ts";
 import { FactsPanel, type DeliveredFacts } from "./FactsPanel.tsx";
 import { HttpErrorNotice } from "./Notice.tsx";
 
 /** "original" asks for the original bytes: no options at all. */
-export type ViewerFormat = Exclude<OutputFormat, "png"> | "original";
+export type ViewerFormat = Exclude<Format, "png" | "thumbhash"> | "original";
 
 const FORMAT_CHOICES: readonly { value: ViewerFormat; label: string }[] = [
   { value: "auto", label: "Auto" },
