@@ -15,8 +15,22 @@ type LoadState =
   | { kind: "loaded" }
   | { kind: "failed"; error: HttpErrorDescription | undefined; isChecking: boolean };
 
+/**
+ * How a tile's image loads: `lazy` below the fold; `eager` in the first row (a lazy image there starts late, after
+ * layout, and one of them is the Largest Contentful Paint); `high` for the first tile, which also jumps the queue.
+ */
+export type TilePriority = "lazy" | "eager" | "high";
+
 /** One gallery tile: a button that opens the viewer, showing the original through the proxy at the right size. */
-export function ImageTile({ image, onOpen }: { image: OriginalImage; onOpen: (image: OriginalImage) => void }) {
+export function ImageTile({
+  image,
+  priority = "lazy",
+  onOpen,
+}: {
+  image: OriginalImage;
+  priority?: TilePriority;
+  onOpen: (image: OriginalImage) => void;
+}) {
   const [state, setState] = useState<LoadState>({ kind: "loading" });
   const [attempt, setAttempt] = useState(0);
   const imgRef = useRef<HTMLImageElement>(null);
@@ -44,12 +58,8 @@ export function ImageTile({ image, onOpen }: { image: OriginalImage; onOpen: (im
 
   return (
     <li className={`tile tile--${state.kind}`}>
-      <button
-        type="button"
-        className="tile__button"
-        onClick={() => onOpen(image)}
-        aria-label={`Open ${image.path} (${formatDimensions(image.width, image.height)}, ${formatBytes(image.bytes)})`}
-      >
+      {/* Named by its caption, which a sighted user reads too (no aria-label that would say something else). */}
+      <button type="button" className="tile__button" onClick={() => onOpen(image)}>
         <span className="tile__frame" style={{ aspectRatio: `${image.width} / ${image.height}` }}>
           {state.kind === "failed" ? null : (
             <img
@@ -61,9 +71,10 @@ export function ImageTile({ image, onOpen }: { image: OriginalImage; onOpen: (im
               sizes={TILE_SIZES}
               width={image.width}
               height={image.height}
-              alt={image.path}
-              loading="lazy"
-              decoding="async"
+              alt=""
+              loading={priority === "lazy" ? "lazy" : "eager"}
+              fetchPriority={priority === "high" ? "high" : "auto"}
+              decoding={priority === "lazy" ? "async" : "auto"}
               onLoad={() => setState({ kind: "loaded" })}
               onError={handleError}
             />

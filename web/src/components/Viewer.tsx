@@ -180,7 +180,7 @@ export function Viewer({
           <h2 id="viewer-title" className="viewer__title">
             {image.path}
           </h2>
-          <button type="button" className="button button--ghost" onClick={onClose} aria-label="Close viewer">
+          <button type="button" className="button button--ghost" onClick={onClose} aria-keyshortcuts="Escape">
             Close <kbd>Esc</kbd>
           </button>
         </header>
