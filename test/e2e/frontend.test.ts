@@ -2,9 +2,9 @@ import { mkdir } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium, type Browser, type Page } from "playwright-core";
-import { build } from "vite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startStack } from "../helpers/stack.ts";
+import { buildWeb, CHROMIUM_LAUNCH } from "../helpers/web-build.ts";
 
 /**
  * The web app against the real stack (origin server + proxy serving web/dist) in Debian's Chromium. Screenshots go
@@ -12,7 +12,6 @@ import { startStack } from "../helpers/stack.ts";
  */
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const ARTIFACTS = join(REPO_ROOT, "test-artifacts");
-const CHROMIUM = "/usr/bin/chromium";
 const SAMPLE_COUNT = 4;
 /** Low enough that a 200-request burst must run out of tokens; high enough for the page's own requests. */
 const RATE_LIMIT_PER_SECOND = 20;
@@ -36,19 +35,7 @@ describe("web app end to end (Chromium)", () => {
       adminToken: "e2e-admin-token",
       sampleCount: SAMPLE_COUNT,
     });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    browser = await chromium.launch({ ...CHROMIUM_LAUNCH, args: [...CHROMIUM_LAUNCH.args] });
   }, 120_000);
 
   afterAll(async () => {
@@ -177,22 +164,6 @@ describe("web app end to end (Chromium)", () => {
     await context.close();
   }, 90_000);
 });
-
-/**
- * Builds what the proxy serves from web/dist, so the test sees the current sources. vitest sets NODE_ENV=test and
- * vite keeps a NODE_ENV it finds, which would bundle React's development build (StrictMode mounts twice, so the
- * viewer fetches twice); the production bundle is what users get.
- */
-async function buildWeb(): Promise<void> {
-  const nodeEnv = process.env.NODE_ENV;
-  process.env.NODE_ENV = "production";
-  try {
-    await build({ configFile: join(REPO_ROOT, "web/vite.config.ts"), mode: "production", logLevel: "warn" });
-  } finally {
-    if (nodeEnv === undefined) delete process.env.NODE_ENV;
-    else process.env.NODE_ENV = nodeEnv;
-  }
-}
 
 async function listedPaths(proxyUrl: string): Promise<string[]> {
   const response = await fetch(`${proxyUrl}/api/images`);
