@@ -212,9 +212,13 @@ export function PlaygroundControls({
   );
 }
 
-function presetHint(presets: readonly PresetEntry[] | undefined): string | undefined {
+function presetHint(presets: readonly PresetEntry[] | undefined): ReactNode {
   if (!presets) return "loading…";
-  return presets.length === 0 ? "none on this proxy (--presets)" : undefined;
+  return presets.length === 0 ? (
+    <>
+      none on this proxy (<code>--presets</code>)
+    </>
+  ) : undefined;
 }
 
 /** A labelled control; the hint goes under it, outside the label, so it is not read as part of the control's name. */
