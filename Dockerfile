@@ -8,11 +8,12 @@
 
 ARG NODE_IMAGE=node:24-bookworm-slim
 
-# Build stage: every dependency, to build the frontend (vite) into web/dist.
+# Build stage: every dependency, to build the frontend (vite) into web/dist; it imports its URL builder from url/.
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
+COPY url ./url
 COPY web ./web
 RUN npm run build:web
 

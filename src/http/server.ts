@@ -11,7 +11,7 @@ import type { ProxyStats } from "../proxy/stats.ts";
 import { clientAddress, clientKeyOf } from "../rate-limit/client-key.ts";
 import type { RateLimiter } from "../rate-limit/redis-store.ts";
 import type { RateDecision } from "../rate-limit/token-bucket.ts";
-import { handleImages, handlePurge } from "./handlers/api.ts";
+import { handleImages, handlePurge, presetListing } from "./handlers/api.ts";
 import { handleHealth, handleReady } from "./handlers/health.ts";
 import { handleImage, imageHeaderLines } from "./handlers/image.ts";
 import type { CacheOutcome, ImageHandlerOptions } from "./handlers/image.ts";
@@ -65,6 +65,8 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
   const policy = limiter
     ? `"default";q=${limiter.burst};w=${Math.max(1, Math.ceil(limiter.burst / limiter.perSecond))}`
     : "";
+  /** Presets are fixed at start: the /api/presets body is built once. */
+  const presets = presetListing(rules);
   let shuttingDown = false;
   const requestLog = createRequestLog(log);
 
@@ -189,6 +191,7 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     if (pathname === "/api/stats")
       return void sendJson(res, 200, await deps.snapshot(), { "cache-control": "no-store" });
     if (pathname === "/api/images") return void (await handleImages(res, deps.listImages));
+    if (pathname === "/api/presets") return void sendJson(res, 200, presets, { "cache-control": "no-cache" });
     if (pathname === "/api/cache" || pathname.startsWith("/api/cache/")) {
       return void (await handlePurge(req, res, url, deps.proxy, config.adminToken));
     }
@@ -257,8 +260,10 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
 /** Low-cardinality route label for metrics. */
 function routeOf(url: string): string {
   if (url.startsWith("/img")) return "img";
-  if (url.startsWith("/api/"))
-    return url.startsWith("/api/cache") ? "purge" : url.startsWith("/api/images") ? "images" : "stats";
+  if (url.startsWith("/api/cache")) return "purge";
+  if (url.startsWith("/api/images")) return "images";
+  if (url.startsWith("/api/presets")) return "presets";
+  if (url.startsWith("/api/")) return "stats";
   if (url === "/healthz" || url === "/readyz" || url === "/metrics") return url.slice(1);
   return "static";
 }

@@ -93,6 +93,8 @@ export interface OptionRules extends OptionLimits {
 /** A named set of options (--presets), parsed once at start-up. */
 export interface Preset {
   readonly name: string;
+  /** The options as written in the file (what GET /api/presets lists). */
+  readonly query: string;
   readonly draft: Readonly<Draft>;
 }
 
@@ -442,7 +444,7 @@ export function createOptionRules(settings: ImageOptionsConfig, limits: OptionLi
       const draft = readDraft(params, base);
       checkAllowed(draft, base);
       if (Object.keys(draft).length === 0) throw invalid("it sets no option");
-      presets.set(name, Object.freeze({ name, draft: Object.freeze(draft) }));
+      presets.set(name, Object.freeze({ name, query, draft: Object.freeze(draft) }));
     } catch (error) {
       problems.push(
         `--presets: preset ${quote(name)} (${quote(query)}): ${error instanceof Error ? error.message : String(error)}`,

@@ -2,9 +2,9 @@ import { mkdir } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium, type Browser, type Page } from "playwright-core";
-import { build } from "vite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startStack } from "../helpers/stack.ts";
+import { buildWeb, CHROMIUM_LAUNCH } from "../helpers/web-build.ts";
 
 /**
  * The web app against the real stack (origin server + proxy serving web/dist) in Debian's Chromium. Screenshots go
@@ -12,13 +12,13 @@ import { startStack } from "../helpers/stack.ts";
  */
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const ARTIFACTS = join(REPO_ROOT, "test-artifacts");
-const CHROMIUM = "/usr/bin/chromium";
 const SAMPLE_COUNT = 4;
 /** Low enough that a 200-request burst must run out of tokens; high enough for the page's own requests. */
 const RATE_LIMIT_PER_SECOND = 20;
 const RATE_BURST = 40;
 const BURST_SIZE = 200;
 const VIEWPORT = { width: 1280, height: 900 };
+const PRESETS = { square: "w=200&h=200&fit=cover&f=webp" };
 
 type Stack = Awaited<ReturnType<typeof startStack>>;
 
@@ -35,20 +35,9 @@ describe("web app end to end (Chromium)", () => {
       rateBurst: RATE_BURST,
       adminToken: "e2e-admin-token",
       sampleCount: SAMPLE_COUNT,
+      presets: PRESETS,
     });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    browser = await chromium.launch({ ...CHROMIUM_LAUNCH, args: [...CHROMIUM_LAUNCH.args] });
   }, 120_000);
 
   afterAll(async () => {
@@ -85,6 +74,79 @@ describe("web app end to end (Chromium)", () => {
     for (const url of gallerySrcs) expect(new URL(url).searchParams.get("f")).toBe("auto");
 
     await page.screenshot({ path: join(ARTIFACTS, "gallery.png") });
+    expect(errors).toEqual([]);
+    await context.close();
+  }, 90_000);
+
+  it("fixes what Lighthouse reported: an eager LCP image, named meters, a meta description", async () => {
+    const context = await browser.newContext({ viewport: VIEWPORT });
+    const page = await context.newPage();
+    await page.goto(`${stack.proxyUrl}/`);
+    await expect.poll(() => page.locator(".gallery .tile--loaded").count(), { timeout: 30_000 }).toBe(SAMPLE_COUNT);
+
+    // The Largest Contentful Paint is a tile's image (the gallery's first row), and it was not lazy-loaded.
+    const lcp = await inPage<{ tag: string; loading: string | null } | null>(
+      page,
+      `new Promise((resolve) => {
+        let last = null;
+        new PerformanceObserver((list) => {
+          last = list.getEntries().at(-1)?.element ?? last;
+        }).observe({ type: "largest-contentful-paint", buffered: true });
+        // Candidates come as elements paint; every tile has, so a second more settles the largest.
+        setTimeout(() => resolve(last && { tag: last.tagName, loading: last.getAttribute("loading") }), 1000);
+      })`,
+    );
+    expect(lcp).toEqual({ tag: "IMG", loading: "eager" });
+    const first = page.locator(".gallery img").first();
+    expect(await first.getAttribute("fetchpriority")).toBe("high");
+
+    const meters = page.getByRole("meter");
+    await expect.poll(() => meters.count(), { timeout: 10_000 }).toBeGreaterThanOrEqual(4);
+    expect(await page.getByRole("meter", { name: /\S/ }).count()).toBe(await meters.count());
+    expect(await page.getByRole("meter", { name: "Cache", exact: true }).count()).toBe(1);
+
+    const description = await page.locator('meta[name="description"]').getAttribute("content");
+    expect(description?.length).toBeGreaterThanOrEqual(50);
+    // A tile is named by what it shows (WCAG 2.5.3), as Chromium computes names.
+    const tile = page.locator(".tile__button").first();
+    const caption = (await tile.locator(".tile__name").textContent()) ?? "";
+    expect(await page.getByRole("button", { name: caption }).count()).toBe(1);
+    await context.close();
+  }, 90_000);
+
+  it("shows ThumbHash placeholders while the tiles' images load", async () => {
+    const context = await browser.newContext({ viewport: VIEWPORT });
+    const page = await context.newPage();
+    const errors = collectPageErrors(page);
+    const placeholderTypes: string[] = [];
+    page.on("response", (response) => {
+      if (new URL(response.url()).searchParams.get("f") === "thumbhash")
+        placeholderTypes.push(response.headers()["content-type"] ?? "");
+    });
+    // Hold every tile image back (a slow network), while the placeholders pass.
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    await context.route(
+      (url) => url.pathname.startsWith("/img/") && url.searchParams.get("f") === "auto",
+      async (route) => {
+        await released;
+        await route.continue();
+      },
+    );
+    await page.goto(`${stack.proxyUrl}/`);
+    const waiting = page.locator(".gallery .tile--loading .tile__frame--placeholder");
+    await expect.poll(() => waiting.count(), { timeout: 30_000 }).toBe(SAMPLE_COUNT);
+    const background = await inPage<string>(
+      page,
+      `getComputedStyle(document.querySelector(".gallery .tile--loading .tile__frame--placeholder")).backgroundImage`,
+    );
+    expect(background).toMatch(/^url\("data:image\/png;base64,/);
+    expect(placeholderTypes).toHaveLength(SAMPLE_COUNT);
+    for (const type of placeholderTypes) expect(type).toMatch(/^text\/plain/);
+    await page.screenshot({ path: join(ARTIFACTS, "placeholders.png") });
+
+    release();
+    await expect.poll(() => page.locator(".gallery .tile--loaded").count(), { timeout: 30_000 }).toBe(SAMPLE_COUNT);
     expect(errors).toEqual([]);
     await context.close();
   }, 90_000);
@@ -138,7 +200,7 @@ describe("web app end to end (Chromium)", () => {
     expect(deliveredBytes).toBeLessThan(originalBytes);
     expect(await page.getByTestId("saving").textContent()).toMatch(/% smaller$/);
     expect(await page.getByTestId("cache-status").textContent()).toMatch(/Hit|Miss/);
-    expect(await page.getByTestId("viewer-url").textContent()).toMatch(/^\/img\/.+\?w=\d+&f=auto/);
+    expect(await page.getByTestId("viewer-url").textContent()).toMatch(/^\/img\/.+\?w=\d+(&dpr=[\d.]+)?&f=auto$/);
     // The Server-Timing breakdown (read through the Resource Timing API, header as fallback) lists the total.
     expect(await page.getByRole("list", { name: "Server-Timing breakdown" }).textContent()).toMatch(/total/);
     const resourceTiming = await inPage<number>(
@@ -150,8 +212,63 @@ describe("web app end to end (Chromium)", () => {
 
     await page.keyboard.press("Escape");
     await expect.poll(() => dialog.count()).toBe(0);
-    const focused = await inPage<string | null>(page, `document.activeElement?.getAttribute("aria-label") ?? null`);
-    expect(focused).toBe(await firstTile.getAttribute("aria-label"));
+    const focused = await inPage<string | null>(page, `document.activeElement?.textContent ?? null`);
+    expect(focused).toBe(await firstTile.textContent());
+    expect(errors).toEqual([]);
+    await context.close();
+  }, 90_000);
+
+  it("plays with the options: the proxy's presets, a crop dragged and a focal point clicked on the source", async () => {
+    const context = await browser.newContext({ viewport: VIEWPORT });
+    const page = await context.newPage();
+    const errors = collectPageErrors(page);
+    await page.goto(`${stack.proxyUrl}/`);
+    await waitForGalleryDecoded(page, SAMPLE_COUNT);
+    await page.locator(".tile__button").first().click();
+    const url = page.getByTestId("viewer-url");
+    await expect.poll(() => variantShown(page), { timeout: 30_000 }).not.toBeNull();
+
+    const preset = control(page, "Preset");
+    await expect.poll(() => preset.locator("option").allTextContents()).toEqual(["None", "square"]);
+    await preset.selectOption("square");
+    expect(await url.textContent()).toMatch(/\?p=square$/);
+    await expect.poll(() => variantShown(page), { timeout: 30_000 }).toEqual({ width: 200, height: 200 });
+    expect(await page.locator(".facts__row", { hasText: "Delivered" }).textContent()).toContain("WebP · 200 × 200");
+    await preset.selectOption("");
+
+    const picker = page.getByTestId("source-picker");
+    const box = await picker.boundingBox();
+    if (!box) throw new Error("the source picker has no box");
+    await page.mouse.move(box.x + box.width * 0.25, box.y + box.height * 0.25);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.5, { steps: 4 });
+    await page.mouse.move(box.x + box.width * 0.75, box.y + box.height * 0.75, { steps: 4 });
+    await page.mouse.up();
+    const crop = /&crop=(\d+),(\d+),(\d+),(\d+)/
+      .exec((await url.textContent()) ?? "")
+      ?.slice(1)
+      .map(Number);
+    const [left = 0, top = 0, width = 0, height = 0] = crop ?? [];
+    // A quarter to three quarters of a 3840 x 2160 original, to within the pixels a CSS pixel of the picker covers.
+    for (const [got, want] of [
+      [left, 960],
+      [top, 540],
+      [width, 1920],
+      [height, 1080],
+    ] as const) {
+      expect(Math.abs(got - want)).toBeLessThanOrEqual(16);
+    }
+    await control(page, "Aspect").selectOption("1:1");
+    await picker.click({ position: { x: box.width * 0.6, y: box.height * 0.4 } });
+    expect(await url.textContent()).toMatch(/&h=(\d+)&fit=cover&f=auto&fp=0\.6\d*,0\.4\d*&crop=/);
+    await control(page, "Rotate").selectOption("90");
+    await control(page, "Format").selectOption("webp");
+    await expect.poll(() => url.textContent()).toMatch(/&f=webp&fp=[\d.,]+&crop=[\d,]+&rot=90$/);
+    const shown = await pollVariant(page);
+    expect(shown.width).toBe(shown.height);
+    expect(await page.locator(".facts__row", { hasText: "Delivered" }).textContent()).toContain("WebP");
+    expect(await page.getByRole("list", { name: "Server-Timing breakdown" }).textContent()).toMatch(/total/);
+    await page.screenshot({ path: join(ARTIFACTS, "playground.png") });
     expect(errors).toEqual([]);
     await context.close();
   }, 90_000);
@@ -201,22 +318,6 @@ describe("web app end to end (Chromium)", () => {
   }, 90_000);
 });
 
-/**
- * Builds what the proxy serves from web/dist, so the test sees the current sources. vitest sets NODE_ENV=test and
- * vite keeps a NODE_ENV it finds, which would bundle React's development build (StrictMode mounts twice, so the
- * viewer fetches twice); the production bundle is what users get.
- */
-async function buildWeb(): Promise<void> {
-  const nodeEnv = process.env.NODE_ENV;
-  process.env.NODE_ENV = "production";
-  try {
-    await build({ configFile: join(REPO_ROOT, "web/vite.config.ts"), mode: "production", logLevel: "warn" });
-  } finally {
-    if (nodeEnv === undefined) delete process.env.NODE_ENV;
-    else process.env.NODE_ENV = nodeEnv;
-  }
-}
-
 async function listedPaths(proxyUrl: string): Promise<string[]> {
   const response = await fetch(`${proxyUrl}/api/images`);
   const body = (await response.json()) as { images: { path: string }[] };
@@ -237,6 +338,31 @@ async function waitForGalleryDecoded(page: Page, count: number): Promise<void> {
   await expect.poll(() => page.locator(".gallery .tile--loaded").count(), { timeout: 10_000 }).toBe(count);
   await page.waitForTimeout(300);
   await page.evaluate("window.scrollTo(0, 0)");
+}
+
+/** A playground select by its label (its accessible name goes on with the option it shows: "Preset None"). */
+function control(page: Page, label: string) {
+  return page.getByRole("combobox", { name: new RegExp(`^${label}\\b`) });
+}
+
+/** The playground's variant once the stage has settled on the URL shown (null while it loads). */
+async function variantShown(page: Page): Promise<{ width: number; height: number } | null> {
+  return inPage(
+    page,
+    `(() => {
+      const stage = document.querySelector(".viewer__stage");
+      const image = document.querySelector(".viewer__img");
+      if (stage?.getAttribute("aria-busy") !== "false" || !image?.complete || image.naturalWidth === 0) return null;
+      return { width: image.naturalWidth, height: image.naturalHeight };
+    })()`,
+  );
+}
+
+async function pollVariant(page: Page): Promise<{ width: number; height: number }> {
+  await expect.poll(() => variantShown(page), { timeout: 30_000 }).not.toBeNull();
+  const shown = await variantShown(page);
+  if (!shown) throw new Error("the variant went away");
+  return shown;
 }
 
 /**

@@ -226,6 +226,22 @@ describe("listing, metrics and request ids", () => {
     }
   });
 
+  it("lists the presets at /api/presets in file order, as written, and says when they are all it accepts", async () => {
+    const presets = { thumb: "w=160&h=160&fit=cover&gravity=attention", hero: "w=1200&q=70" };
+    const app = await proxyFor({ presets, presetsOnly: true });
+    const res = await fetch(`${app.url}/api/presets`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({
+      presets: [
+        { name: "thumb", options: "w=160&h=160&fit=cover&gravity=attention" },
+        { name: "hero", options: "w=1200&q=70" },
+      ],
+      presetsOnly: true,
+    });
+    const none = await fetch(`${(await proxyFor()).url}/api/presets`);
+    expect(await none.json()).toEqual({ presets: [], presetsOnly: false });
+  });
+
   it("exposes Prometheus metrics for requests, stages, caches and the origin", async () => {
     const app = await proxyFor();
     await (await fetch(`${app.url}/img/a.jpg?w=64&f=webp`)).arrayBuffer();

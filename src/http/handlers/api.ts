@@ -2,6 +2,7 @@ import type { HttpRequest, Reply } from "../engine/reply.ts";
 import { timingSafeEqual } from "node:crypto";
 import { ProxyError } from "../../errors.ts";
 import type { ImageProxy, PurgeScope } from "../../proxy/image-proxy.ts";
+import type { OptionRules } from "../../transform/options.ts";
 import { MAX_PATH_LENGTH, parseImagePath } from "../path.ts";
 import { sendJson } from "../respond.ts";
 import { remoteSource } from "./image.ts";
@@ -16,6 +17,15 @@ export async function handleImages(res: Reply, listImages: () => Promise<Buffer>
     throw new ProxyError("ORIGIN_FAILED", "the origin's listing is not valid JSON", { cause: error });
   }
   sendJson(res, 200, parsed, { "cache-control": "no-cache" });
+}
+
+/**
+ * GET /api/presets: the --presets entries in file order, as written (`{ name, options }`), and whether the proxy
+ * accepts nothing else (--presets-only). Anyone may ask for `p=<name>` anyway; the list lets a UI offer them.
+ */
+export function presetListing(rules: OptionRules): unknown {
+  const presets = [...(rules.presets?.values() ?? [])].map(({ name, query }) => ({ name, options: query }));
+  return { presets, presetsOnly: rules.isPresetsOnly === true };
 }
 
 /** Bearer check in constant time; false when the header is absent or wrong. */

@@ -40,8 +40,10 @@ export function BurstPanel({ images, accept }: { images: readonly OriginalImage[
           void fire();
         }}
       >
-        <label className="field">
-          <span className="field__label">Requests</span>
+        <div className="field">
+          <span className="field__label" id={`${id}-count`}>
+            Requests
+          </span>
           <span className="field__pair">
             <input
               type="range"
@@ -49,7 +51,7 @@ export function BurstPanel({ images, accept }: { images: readonly OriginalImage[
               max={MAX_COUNT}
               step={10}
               value={count}
-              aria-label="Number of requests (slider)"
+              aria-labelledby={`${id}-count`}
               onChange={(event) => setCount(Number(event.target.value))}
             />
             <input
@@ -58,13 +60,14 @@ export function BurstPanel({ images, accept }: { images: readonly OriginalImage[
               max={MAX_COUNT}
               value={count}
               className="field__number"
+              aria-labelledby={`${id}-count`}
               data-testid="burst-count"
               onChange={(event) =>
                 setCount(Math.min(MAX_COUNT, Math.max(MIN_COUNT, Math.round(Number(event.target.value) || MIN_COUNT))))
               }
             />
           </span>
-        </label>
+        </div>
         <fieldset className="field field--radios">
           <legend className="field__label">Variants</legend>
           <label>

@@ -53,6 +53,17 @@ describe("StatsView", () => {
     expect(meter.querySelector('[role="meter"]')?.getAttribute("aria-valuenow")).toBe("50");
   });
 
+  it("names every meter after the label shown beside it", () => {
+    const MB = 1_000_000;
+    render(<StatsView stats={parseStats({ memory: { limitBytes: 512 * MB, rssBytes: 256 * MB } })} />);
+    const labels = ["Memory (RSS)", "Cache", "Variants", "Originals", "Bytes served"];
+    const shown = screen
+      .getAllByRole("meter")
+      .map((meter) => document.getElementById(meter.getAttribute("aria-labelledby") ?? "")?.textContent);
+    expect(shown).toEqual(labels);
+    for (const name of labels) expect(screen.getByRole("meter", { name })).toBeTruthy(); // the name as computed
+  });
+
   it("leaves the memory meter out for a proxy that reports no limit", () => {
     render(<StatsView stats={parseStats({})} />);
     expect(screen.queryByTestId("memory-meter")).toBeNull();

@@ -1,4 +1,4 @@
-import { useEffect, useState, type ReactNode } from "react";
+import { useEffect, useId, useState, type ReactNode } from "react";
 import { ApiError, fetchStats, type CacheFill, type ProxyStats } from "../lib/api.ts";
 import { formatBytes, formatCount, formatDuration, formatPercent, savingRatio } from "../lib/format.ts";
 import type { HttpErrorDescription } from "../lib/http-error.ts";
@@ -85,6 +85,7 @@ export function Dashboard() {
 
 /** The counters of one `/api/stats` answer. Exported for tests. */
 export function StatsView({ stats }: { stats: ProxyStats }) {
+  const servedId = useId();
   const saving = savingRatio(stats.originalBytesEquivalent, stats.bytesServed);
   return (
     <>
@@ -123,12 +124,15 @@ export function StatsView({ stats }: { stats: ProxyStats }) {
         <Meter label="Originals" fill={stats.cache.originals} />
         <div className="meter">
           <div className="meter__head">
-            <span>Bytes served</span>
+            <span id={servedId}>Bytes served</span>
             <span data-testid="stat-bytes-served">
               {formatBytes(stats.bytesServed)} of {formatBytes(stats.originalBytesEquivalent)}
             </span>
           </div>
-          <Bar share={stats.originalBytesEquivalent > 0 ? stats.bytesServed / stats.originalBytesEquivalent : 0} />
+          <Bar
+            share={stats.originalBytesEquivalent > 0 ? stats.bytesServed / stats.originalBytesEquivalent : 0}
+            labelId={servedId}
+          />
           <p className="meter__detail">
             {stats.originalBytesEquivalent > 0
               ? `${formatPercent(saving, 1)} less than sending the originals`
@@ -181,17 +185,18 @@ function Stat({
 }
 
 function Meter({ label, fill, detail }: { label: string; fill: CacheFill; detail?: string }) {
+  const labelId = useId();
   const share = fill.maxBytes > 0 ? fill.bytes / fill.maxBytes : 0;
   return (
     <div className="meter">
       <div className="meter__head">
-        <span>{label}</span>
+        <span id={labelId}>{label}</span>
         <span>
           {formatBytes(fill.bytes)} / {formatBytes(fill.maxBytes)} · {formatCount(fill.entries)}{" "}
           {fill.entries === 1 ? "entry" : "entries"}
         </span>
       </div>
-      <Bar share={share} />
+      <Bar share={share} labelId={labelId} />
       {detail ? <p className="meter__detail">{detail}</p> : null}
     </div>
   );
@@ -199,6 +204,7 @@ function Meter({ label, fill, detail }: { label: string; fill: CacheFill; detail
 
 /** RSS against --memory-limit, and what fills it. */
 function MemoryMeter({ memory }: { memory: ProxyStats["memory"] }) {
+  const labelId = useId();
   if (memory.limitBytes <= 0) return null;
   const refused = [
     memory.shed > 0 ? `${formatCount(memory.shed)} shed (503)` : "",
@@ -208,12 +214,12 @@ function MemoryMeter({ memory }: { memory: ProxyStats["memory"] }) {
   return (
     <div className="meter" data-testid="memory-meter">
       <div className="meter__head">
-        <span>Memory (RSS)</span>
+        <span id={labelId}>Memory (RSS)</span>
         <span>
           {formatBytes(memory.rssBytes)} / {formatBytes(memory.limitBytes)} limit
         </span>
       </div>
-      <Bar share={memory.rssBytes / memory.limitBytes} />
+      <Bar share={memory.rssBytes / memory.limitBytes} labelId={labelId} />
       <p className="meter__detail">
         cache {formatBytes(memory.cacheBytes)} · in flight {formatBytes(memory.reservedBytes)} · runtime and slack{" "}
         {formatBytes(memory.overheadBytes)}
@@ -223,12 +229,14 @@ function MemoryMeter({ memory }: { memory: ProxyStats["memory"] }) {
   );
 }
 
-function Bar({ share }: { share: number }) {
+/** A role="meter" bar, named by its visible label (`labelId`): a meter without a name is just "meter" to a reader. */
+function Bar({ share, labelId }: { share: number; labelId: string }) {
   const clamped = Math.min(1, Math.max(0, share));
   return (
     <div
       className="bar"
       role="meter"
+      aria-labelledby={labelId}
       aria-valuemin={0}
       aria-valuemax={100}
       aria-valuenow={Math.round(clamped * 100)}

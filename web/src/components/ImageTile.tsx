@@ -3,6 +3,7 @@ import type { OriginalImage } from "../lib/api.ts";
 import { formatBytes, formatDimensions } from "../lib/format.ts";
 import { describeResponseError, type HttpErrorDescription } from "../lib/http-error.ts";
 import { imageSrcSet, imageUrl } from "../lib/image-url.ts";
+import { fetchPlaceholder } from "../lib/placeholder.ts";
 
 /** Roughly the tile's rendered width at each breakpoint of `.gallery__grid` (see styles.css). */
 export const TILE_SIZES = "(max-width: 560px) 50vw, (max-width: 1100px) 33vw, 22vw";
@@ -15,11 +16,26 @@ type LoadState =
   | { kind: "loaded" }
   | { kind: "failed"; error: HttpErrorDescription | undefined; isChecking: boolean };
 
+/**
+ * How a tile's image loads: `lazy` below the fold; `eager` in the first row (a lazy image there starts late, after
+ * layout, and one of them is the Largest Contentful Paint); `high` for the first tile, which also jumps the queue.
+ */
+export type TilePriority = "lazy" | "eager" | "high";
+
 /** One gallery tile: a button that opens the viewer, showing the original through the proxy at the right size. */
-export function ImageTile({ image, onOpen }: { image: OriginalImage; onOpen: (image: OriginalImage) => void }) {
+export function ImageTile({
+  image,
+  priority = "lazy",
+  onOpen,
+}: {
+  image: OriginalImage;
+  priority?: TilePriority;
+  onOpen: (image: OriginalImage) => void;
+}) {
   const [state, setState] = useState<LoadState>({ kind: "loading" });
   const [attempt, setAttempt] = useState(0);
   const imgRef = useRef<HTMLImageElement>(null);
+  const placeholder = usePlaceholder(image.path);
   const src = imageUrl(image.path, { w: Math.min(FALLBACK_WIDTH, image.width), f: "auto" });
 
   // A cached image can finish decoding before React attaches onLoad; catch that case once mounted.
@@ -44,13 +60,16 @@ export function ImageTile({ image, onOpen }: { image: OriginalImage; onOpen: (im
 
   return (
     <li className={`tile tile--${state.kind}`}>
-      <button
-        type="button"
-        className="tile__button"
-        onClick={() => onOpen(image)}
-        aria-label={`Open ${image.path} (${formatDimensions(image.width, image.height)}, ${formatBytes(image.bytes)})`}
-      >
-        <span className="tile__frame" style={{ aspectRatio: `${image.width} / ${image.height}` }}>
+      {/* Named by its caption, which a sighted user reads too (no aria-label that would say something else). */}
+      <button type="button" className="tile__button" onClick={() => onOpen(image)}>
+        <span
+          className={`tile__frame${placeholder ? " tile__frame--placeholder" : ""}`}
+          style={{
+            aspectRatio: `${image.width} / ${image.height}`,
+            ...(placeholder ? { backgroundImage: `url("${placeholder}")` } : {}),
+          }}
+          data-placeholder={placeholder ? "thumbhash" : "none"}
+        >
           {state.kind === "failed" ? null : (
             <img
               key={attempt}
@@ -61,9 +80,10 @@ export function ImageTile({ image, onOpen }: { image: OriginalImage; onOpen: (im
               sizes={TILE_SIZES}
               width={image.width}
               height={image.height}
-              alt={image.path}
-              loading="lazy"
-              decoding="async"
+              alt=""
+              loading={priority === "lazy" ? "lazy" : "eager"}
+              fetchPriority={priority === "high" ? "high" : "auto"}
+              decoding={priority === "lazy" ? "async" : "auto"}
               onLoad={() => setState({ kind: "loaded" })}
               onError={handleError}
             />
@@ -95,4 +115,20 @@ export function ImageTile({ image, onOpen }: { image: OriginalImage; onOpen: (im
       ) : null}
     </li>
   );
+}
+
+/** The original's ThumbHash placeholder as a data URL, once fetched (undefined before, and if it fails). */
+function usePlaceholder(path: string): string | undefined {
+  const [placeholder, setPlaceholder] = useState<{ path: string; dataUrl: string } | undefined>();
+  useEffect(() => {
+    const controller = new AbortController();
+    fetchPlaceholder(path, controller.signal).then(
+      (dataUrl) => {
+        if (dataUrl !== undefined && !controller.signal.aborted) setPlaceholder({ path, dataUrl });
+      },
+      () => undefined, // offline, aborted or refused: the shimmer stays
+    );
+    return () => controller.abort();
+  }, [path]);
+  return placeholder?.path === path ? placeholder.dataUrl : undefined;
 }

@@ -1,86 +1,48 @@
-import { useCallback, useEffect, useLayoutEffect, useRef, useState } from "react";
-import { purgeCache, type AdminResult, type OriginalImage } from "../lib/api.ts";
+import { Fragment, useCallback, useEffect, useLayoutEffect, useRef, useState, type ReactNode } from "react";
+import { fetchPresets, purgeCache, type AdminResult, type OriginalImage, type PresetEntry } from "../lib/api.ts";
 import { formatDimensions } from "../lib/format.ts";
-import { fitWidth, imageUrl, type OutputFormat } from "../lib/image-url.ts";
-import { fetchVariant, type FailedVariant, type FetchedVariant } from "../lib/variant-fetch.ts";
+import { DEFAULT_SETTINGS, playgroundUrl, type PlaygroundSettings } from "../lib/playground.ts";
+import { useDebounced, useVariant } from "../lib/use-variant.ts";
 import { FactsPanel, type DeliveredFacts } from "./FactsPanel.tsx";
 import { HttpErrorNotice } from "./Notice.tsx";
-
-/** "original" asks for the original bytes: no options at all. */
-export type ViewerFormat = Exclude<OutputFormat, "png"> | "original";
-
-const FORMAT_CHOICES: readonly { value: ViewerFormat; label: string }[] = [
-  { value: "auto", label: "Auto" },
-  { value: "avif", label: "AVIF" },
-  { value: "webp", label: "WebP" },
-  { value: "jpeg", label: "JPEG" },
-  { value: "original", label: "Original (no options)" },
-];
-
-const WIDTH_CHOICES = [320, 640, 960, 1280, 1920, 2560, 3840] as const;
-const QUALITY_CHOICES = [30, 40, 50, 60, 70, 75, 80, 85, 90, 95, 100] as const;
-
-/** Viewer settings; the URL is derived from them, the stage size and the DPR. */
-export interface ViewerSettings {
-  readonly width: "fit" | number;
-  readonly format: ViewerFormat;
-  readonly quality: "default" | number;
-}
-
-/** The proxy URL the viewer shows for these settings. Exported for tests. */
-export function viewerUrl(
-  image: OriginalImage,
-  settings: ViewerSettings,
-  stage: { width: number; height: number },
-  dpr: number,
-): string {
-  if (settings.format === "original") return imageUrl(image.path);
-  const roundedDpr = Math.min(4, Math.max(1, dpr));
-  const w =
-    settings.width === "fit"
-      ? fitWidth(image, stage, roundedDpr)
-      : Math.min(settings.width, Math.floor(image.width / roundedDpr));
-  return imageUrl(image.path, {
-    w,
-    q: settings.quality === "default" ? undefined : settings.quality,
-    f: settings.format,
-    dpr: roundedDpr,
-  });
-}
-
-type Shown =
-  | { kind: "loading"; previous: FetchedVariant | undefined }
-  | { kind: "ok"; variant: FetchedVariant }
-  | { kind: "error"; failure: FailedVariant };
+import { PlaygroundControls } from "./PlaygroundControls.tsx";
+import { SourcePicker } from "./SourcePicker.tsx";
 
 /** Fallback stage size before layout (and in jsdom, which has none). */
 const DEFAULT_STAGE = { width: 960, height: 640 };
+/** A control held still this long is fetched: sliders and drags ask for one variant, not one per step. */
+export const FETCH_DEBOUNCE_MS = 250;
 
 /**
- * Modal viewer for one original: the variant sized to the stage and the screen's DPR, controls for width, format and
- * quality, and the facts beside it. Uses `<dialog>` for the focus trap and Esc; closes on Esc, the button or backdrop.
+ * Modal playground for one original: the options (preset, size, shape, crop, focal point, gravity, turn, mirror,
+ * blur, sharpen, background, format, quality) on one side, the variant on the stage sized to it and the screen's DPR,
+ * and the URL, bytes and timings on the other. `<dialog>` gives the focus trap and Esc; the backdrop closes it too.
  */
 export function Viewer({
   image,
   accept,
   adminToken,
+  initialSettings = DEFAULT_SETTINGS,
   onClose,
 }: {
   image: OriginalImage;
   accept: string;
   adminToken: string;
+  initialSettings?: PlaygroundSettings;
   onClose: () => void;
 }) {
   const dialogRef = useRef<HTMLDialogElement>(null);
   const stageRef = useRef<HTMLDivElement>(null);
   const [stage, setStage] = useState(DEFAULT_STAGE);
-  const [settings, setSettings] = useState<ViewerSettings>({ width: "fit", format: "auto", quality: "default" });
-  const [shown, setShown] = useState<Shown>({ kind: "loading", previous: undefined });
-  const [natural, setNatural] = useState<{ width: number; height: number } | undefined>();
+  const [settings, setSettings] = useState<PlaygroundSettings>(initialSettings);
+  const [presets, setPresets] = useState<readonly PresetEntry[] | undefined>();
+  const [natural, setNatural] = useState<{ objectUrl: string; width: number; height: number } | undefined>();
   const [reloads, setReloads] = useState(0);
   const [purge, setPurge] = useState<AdminResult | "running" | undefined>();
   const dpr = typeof window === "undefined" ? 1 : window.devicePixelRatio || 1;
-  const url = viewerUrl(image, settings, stage, dpr);
+  const url = playgroundUrl(image, settings, stage, dpr);
+  const fetchedUrl = useDebounced(url, FETCH_DEBOUNCE_MS);
+  const shown = useVariant(fetchedUrl, accept, reloads);
 
   useEffect(() => {
     const dialog = dialogRef.current;
@@ -90,6 +52,15 @@ export function Viewer({
     return () => {
       if (dialog.open && typeof dialog.close === "function") dialog.close();
     };
+  }, []);
+
+  useEffect(() => {
+    const controller = new AbortController();
+    fetchPresets(controller.signal).then(
+      (listing) => setPresets(listing.presets),
+      () => setPresets((old) => (controller.signal.aborted ? old : [])), // an older proxy without /api/presets
+    );
+    return () => controller.abort();
   }, []);
 
   // Size the request to the stage: snapped widths mean a resize only refetches when it crosses a step.
@@ -113,39 +84,15 @@ export function Viewer({
     return () => observer.disconnect();
   }, []);
 
-  useEffect(() => {
-    const controller = new AbortController();
-    let objectUrl: string | undefined;
-    setShown((old) => ({ kind: "loading", previous: old.kind === "ok" ? old.variant : undefined }));
-    fetchVariant(url, accept, controller.signal).then(
-      (result) => {
-        if (result.isOk) {
-          objectUrl = result.objectUrl;
-          if (controller.signal.aborted) URL.revokeObjectURL(objectUrl);
-          else {
-            setNatural(undefined);
-            setShown({ kind: "ok", variant: result });
-          }
-        } else if (!controller.signal.aborted) {
-          setShown({ kind: "error", failure: result });
-        }
-      },
-      () => undefined, // aborted: a newer request owns the stage
-    );
-    return () => {
-      controller.abort();
-      if (objectUrl) URL.revokeObjectURL(objectUrl);
-    };
-  }, [url, accept, reloads]);
-
   const variant = shown.kind === "ok" ? shown.variant : shown.kind === "loading" ? shown.previous : undefined;
+  const size = shown.kind === "ok" && natural?.objectUrl === shown.variant.objectUrl ? natural : undefined;
   const delivered: DeliveredFacts | undefined =
     shown.kind === "ok"
       ? {
           bytes: shown.variant.bytes,
           contentType: shown.variant.contentType,
-          width: natural?.width,
-          height: natural?.height,
+          width: size?.width,
+          height: size?.height,
           cacheStatus: shown.variant.cacheStatus,
           xCache: shown.variant.xCache,
           serverTiming: shown.variant.serverTiming,
@@ -160,8 +107,7 @@ export function Viewer({
     if (result.isOk) setReloads((n) => n + 1);
   }, [adminToken, image.path]);
 
-  const isOriginal = settings.format === "original";
-
+  const isPending = shown.kind === "loading" || fetchedUrl !== url;
   return (
     <dialog
       ref={dialogRef}
@@ -180,12 +126,26 @@ export function Viewer({
           <h2 id="viewer-title" className="viewer__title">
             {image.path}
           </h2>
-          <button type="button" className="button button--ghost" onClick={onClose} aria-label="Close viewer">
+          <button type="button" className="button button--ghost" onClick={onClose} aria-keyshortcuts="Escape">
             Close <kbd>Esc</kbd>
           </button>
         </header>
         <div className="viewer__body">
-          <div className="viewer__stage" ref={stageRef} aria-busy={shown.kind === "loading"}>
+          <aside className="viewer__controls" aria-label="Playground">
+            <SourcePicker
+              image={image}
+              focalPoint={settings.focalPoint}
+              crop={settings.crop}
+              onFocalPoint={(focalPoint) => setSettings((old) => ({ ...old, focalPoint, gravity: "center" }))}
+              onCrop={(crop) => setSettings((old) => ({ ...old, crop }))}
+            />
+            <PickedValues settings={settings} onChange={setSettings} />
+            <PlaygroundControls image={image} settings={settings} presets={presets} dpr={dpr} onChange={setSettings} />
+            <button type="button" className="button button--small" onClick={() => setSettings(DEFAULT_SETTINGS)}>
+              Reset options
+            </button>
+          </aside>
+          <div className="viewer__stage" ref={stageRef} aria-busy={isPending}>
             {shown.kind === "error" ? (
               <HttpErrorNotice
                 error={shown.failure.error}
@@ -198,78 +158,27 @@ export function Viewer({
             ) : variant ? (
               <img
                 key={variant.objectUrl}
-                className={`viewer__img${shown.kind === "loading" ? " viewer__img--stale" : ""}`}
+                className={`viewer__img${isPending ? " viewer__img--stale" : ""}`}
                 src={variant.objectUrl}
-                alt={image.path}
+                alt={`${image.path}, as the URL beside it asks`}
                 onLoad={(event) =>
-                  setNatural({ width: event.currentTarget.naturalWidth, height: event.currentTarget.naturalHeight })
+                  setNatural({
+                    objectUrl: variant.objectUrl,
+                    width: event.currentTarget.naturalWidth,
+                    height: event.currentTarget.naturalHeight,
+                  })
                 }
               />
             ) : null}
-            {shown.kind === "loading" ? (
+            {isPending ? (
               <div className="viewer__spinner" role="status">
                 Loading variant…
               </div>
             ) : null}
           </div>
-          <aside className="viewer__side">
-            <form className="controls" onSubmit={(event) => event.preventDefault()}>
-              <label className="field">
-                <span className="field__label">Width</span>
-                <select
-                  value={String(settings.width)}
-                  disabled={isOriginal}
-                  onChange={(event) =>
-                    setSettings((old) => ({
-                      ...old,
-                      width: event.target.value === "fit" ? "fit" : Number(event.target.value),
-                    }))
-                  }
-                >
-                  <option value="fit">Fit screen ({Math.round(dpr * 100) / 100}×)</option>
-                  {WIDTH_CHOICES.filter((w) => w <= image.width).map((w) => (
-                    <option key={w} value={w}>
-                      {w} px
-                    </option>
-                  ))}
-                </select>
-              </label>
-              <label className="field">
-                <span className="field__label">Format</span>
-                <select
-                  value={settings.format}
-                  onChange={(event) => setSettings((old) => ({ ...old, format: event.target.value as ViewerFormat }))}
-                >
-                  {FORMAT_CHOICES.map((choice) => (
-                    <option key={choice.value} value={choice.value}>
-                      {choice.label}
-                    </option>
-                  ))}
-                </select>
-              </label>
-              <label className="field">
-                <span className="field__label">Quality</span>
-                <select
-                  value={String(settings.quality)}
-                  disabled={isOriginal}
-                  onChange={(event) =>
-                    setSettings((old) => ({
-                      ...old,
-                      quality: event.target.value === "default" ? "default" : Number(event.target.value),
-                    }))
-                  }
-                >
-                  <option value="default">Default</option>
-                  {QUALITY_CHOICES.map((q) => (
-                    <option key={q} value={q}>
-                      {q}
-                    </option>
-                  ))}
-                </select>
-              </label>
-            </form>
+          <aside className="viewer__side" aria-label="Result">
             <p className="viewer__url">
-              <code data-testid="viewer-url">{url}</code>
+              <code data-testid="viewer-url">{breakable(url)}</code>
             </p>
             <FactsPanel original={image} delivered={delivered} isFailed={shown.kind === "error"} />
             <div className="viewer__actions">
@@ -299,4 +208,57 @@ export function Viewer({
       </div>
     </dialog>
   );
+}
+
+/** The focal point and crop picked on the source, each with a button to drop it. */
+function PickedValues({
+  settings,
+  onChange,
+}: {
+  settings: PlaygroundSettings;
+  onChange: (update: (old: PlaygroundSettings) => PlaygroundSettings) => void;
+}) {
+  const { focalPoint, crop } = settings;
+  return (
+    <dl className="picked">
+      <div className="picked__row">
+        <dt>Focal point</dt>
+        <dd data-testid="picked-focal-point">{focalPoint ? `${focalPoint.x}, ${focalPoint.y}` : "none"}</dd>
+        {focalPoint ? (
+          <button
+            type="button"
+            className="button button--small button--ghost"
+            onClick={() => onChange((old) => ({ ...old, focalPoint: undefined }))}
+          >
+            Clear <span className="visually-hidden">focal point</span>
+          </button>
+        ) : null}
+      </div>
+      <div className="picked__row">
+        <dt>Crop</dt>
+        <dd data-testid="picked-crop">
+          {crop ? `${crop.left}, ${crop.top} · ${formatDimensions(crop.width, crop.height)}` : "none"}
+        </dd>
+        {crop ? (
+          <button
+            type="button"
+            className="button button--small button--ghost"
+            onClick={() => onChange((old) => ({ ...old, crop: undefined }))}
+          >
+            Clear <span className="visually-hidden">crop</span>
+          </button>
+        ) : null}
+      </div>
+    </dl>
+  );
+}
+
+/** The URL with a line-break opportunity before each option, so a long one wraps between options, not inside one. */
+function breakable(url: string): ReactNode[] {
+  return url.split(/(?=[?&])/).map((part, index) => (
+    <Fragment key={index}>
+      {index > 0 ? <wbr /> : null}
+      {part}
+    </Fragment>
+  ));
 }

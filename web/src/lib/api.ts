@@ -42,6 +42,25 @@ export async function fetchImages(signal?: AbortSignal): Promise<OriginalImage[]
   });
 }
 
+/** One `--presets` entry as `GET /api/presets` lists it. */
+export interface PresetEntry {
+  readonly name: string;
+  /** Its options, as written in the presets file (`w=160&h=160&fit=cover`). */
+  readonly options: string;
+}
+
+/** `GET /api/presets`: the proxy's presets in file order ([] when it has none), and whether they are all it accepts. */
+export async function fetchPresets(signal?: AbortSignal): Promise<{ presets: PresetEntry[]; isPresetsOnly: boolean }> {
+  const body = await getJson("/api/presets", signal);
+  if (!isRecord(body) || !Array.isArray(body.presets)) throw new ApiError(unexpectedShape("/api/presets"));
+  const presets = (body.presets as unknown[]).flatMap((item): PresetEntry[] =>
+    isRecord(item) && typeof item.name === "string" && typeof item.options === "string"
+      ? [{ name: item.name, options: item.options }]
+      : [],
+  );
+  return { presets, isPresetsOnly: body.presetsOnly === true };
+}
+
 /** Sizes of one cache part against its budget. */
 export interface CacheFill {
   readonly entries: number;

@@ -1,6 +1,6 @@
 import { cacheOutcome } from "./cache-status.ts";
 import { parseRetryAfter } from "./http-error.ts";
-import { imageUrl, type ImageUrlOptions } from "./image-url.ts";
+import { imageUrl, type ImageOptions } from "./image-url.ts";
 
 /** How one request of a burst ended. `network` = no HTTP response at all. */
 export type BurstOutcomeKind = "served" | "coalesced" | "rateLimited" | "overloaded" | "failed" | "network";
@@ -107,7 +107,7 @@ export function burstUrls(
   mode: BurstMode,
   seed: number,
   maxWidth: number,
-  options: Omit<ImageUrlOptions, "w"> = { f: "auto" },
+  options: Omit<ImageOptions, "w"> = { f: "auto" },
 ): string[] {
   const spread = Math.max(1, Math.min(maxWidth, 1024) - BURST_BASE_WIDTH);
   const widthAt = (offset: number): number => BURST_BASE_WIDTH + ((((seed + offset) % spread) + spread) % spread);

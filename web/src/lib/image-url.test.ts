@@ -1,32 +1,12 @@
 // @vitest-environment jsdom
 import { describe, expect, it } from "vitest";
-import { encodeImagePath, fitWidth, imageSrcSet, imageUrl, srcSetWidths } from "./image-url.ts";
+import { fitWidth, imageSrcSet, imageUrl, srcSetWidths } from "./image-url.ts";
 
 describe("imageUrl", () => {
-  it("asks for the original bytes when given no options", () => {
-    expect(imageUrl("landscape-01.jpg")).toBe("/img/landscape-01.jpg");
-  });
-
-  it("writes options in a stable order whatever order they are given in", () => {
-    expect(imageUrl("a.jpg", { f: "auto", dpr: 2, q: 80, h: 300, w: 400 })).toBe(
-      "/img/a.jpg?w=400&h=300&q=80&f=auto&dpr=2",
+  it("is the package's builder (test/unit/url.test.ts covers it): options in the proxy's order, segments encoded", () => {
+    expect(imageUrl("albums/tall one.png", { f: "auto", dpr: 2, q: 80, w: 400 })).toBe(
+      "/img/albums/tall%20one.png?w=400&dpr=2&q=80&f=auto",
     );
-  });
-
-  it("percent-encodes each path segment but keeps the slashes", () => {
-    expect(imageUrl("albums/summer 2024/ä#1?.jpg", { w: 10 })).toBe("/img/albums/summer%202024/%C3%A4%231%3F.jpg?w=10");
-  });
-
-  it("rounds dimensions, clamps quality and drops a dpr of 1 or nonsense values", () => {
-    expect(imageUrl("a.jpg", { w: 399.6, q: 140, dpr: 1 })).toBe("/img/a.jpg?w=400&q=100");
-    expect(imageUrl("a.jpg", { w: 0, h: Number.NaN, dpr: 1.33333 })).toBe("/img/a.jpg?dpr=1.33");
-    expect(imageUrl("a.jpg", { w: undefined, f: "webp" })).toBe("/img/a.jpg?f=webp");
-  });
-});
-
-describe("encodeImagePath", () => {
-  it("drops a leading slash so the URL has no empty segment", () => {
-    expect(encodeImagePath("/a/b.jpg")).toBe("a/b.jpg");
   });
 });
 

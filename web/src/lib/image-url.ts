@@ -1,59 +1,13 @@
-/** Output formats the proxy can encode; `auto` lets it negotiate from the request's `Accept` header. */
-export type OutputFormat = "auto" | "avif" | "webp" | "jpeg" | "png";
+import { srcSet } from "imagika/url";
+import type { ImageOptions } from "imagika/url";
 
-/** Transform options in the proxy's URL vocabulary. `undefined` means "leave it to the proxy". */
-export interface ImageUrlOptions {
-  readonly w?: number | undefined;
-  readonly h?: number | undefined;
-  readonly q?: number | undefined;
-  readonly f?: OutputFormat | undefined;
-  readonly dpr?: number | undefined;
-}
-
-/**
- * Query keys in a fixed order: the proxy normalises options for its cache key anyway, but a stable order keeps the
- * browser's HTTP cache and the proxy's logs from seeing `?w=1&f=auto` and `?f=auto&w=1` as two things.
- */
-const OPTION_ORDER = ["w", "h", "q", "f", "dpr"] as const satisfies readonly (keyof ImageUrlOptions)[];
+// The URL builder is the package's own (url/index.js, `imagika/url`): the page writes URLs exactly as users of the
+// package do. What stays here is the gallery's choice of widths.
+export { encodeImagePath, imageUrl } from "imagika/url";
+export type { Format, ImageOptions } from "imagika/url";
 
 /** Widths offered in gallery `srcset`s: from a 2-column phone grid (160 px) up to a full-HD viewport. */
 export const SRCSET_WIDTHS = [160, 320, 480, 640, 960, 1280, 1920] as const;
-
-/** Percent-encodes each segment of an origin path, keeping the `/` separators: `a b/c#1.jpg` → `a%20b/c%231.jpg`. */
-export function encodeImagePath(path: string): string {
-  return path
-    .replace(/^\/+/, "")
-    .split("/")
-    .map((segment) => encodeURIComponent(segment))
-    .join("/");
-}
-
-/** `/img/<encoded path>?w=..&h=..&q=..&f=..&dpr=..`; with no options it asks for the original bytes unchanged. */
-export function imageUrl(path: string, options: ImageUrlOptions = {}): string {
-  const params: string[] = [];
-  for (const key of OPTION_ORDER) {
-    const value = normaliseOption(key, options[key]);
-    if (value !== undefined) params.push(`${key}=${value}`);
-  }
-  const base = `/img/${encodeImagePath(path)}`;
-  return params.length > 0 ? `${base}?${params.join("&")}` : base;
-}
-
-function normaliseOption(key: (typeof OPTION_ORDER)[number], value: number | string | undefined): string | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value === "string") return value;
-  if (!Number.isFinite(value) || value <= 0) return undefined;
-  switch (key) {
-    case "q":
-      return String(Math.min(100, Math.max(1, Math.round(value))));
-    case "dpr": {
-      const dpr = Math.round(value * 100) / 100; // 1.3333… → 1.33: a handful of distinct variants, not one per float
-      return dpr === 1 ? undefined : String(dpr);
-    }
-    default:
-      return String(Math.max(1, Math.round(value)));
-  }
-}
 
 /**
  * The srcset widths worth offering for an original `originalWidth` px wide: the ladder up to that width, plus the
@@ -73,11 +27,9 @@ export function srcSetWidths(originalWidth: number, ladder: readonly number[] = 
 export function imageSrcSet(
   path: string,
   originalWidth: number,
-  options: Omit<ImageUrlOptions, "w" | "h" | "dpr"> = {},
+  options: Omit<ImageOptions, "w" | "h" | "dpr"> = {},
 ): string {
-  return srcSetWidths(originalWidth)
-    .map((w) => `${imageUrl(path, { ...options, w })} ${w}w`)
-    .join(", ");
+  return srcSet(path, srcSetWidths(originalWidth), options);
 }
 
 /**

@@ -1,0 +1,36 @@
+import { fileURLToPath } from "node:url";
+import { build } from "vite";
+
+const VITE_CONFIG = fileURLToPath(new URL("../../web/vite.config.ts", import.meta.url));
+
+/**
+ * Builds what the proxy serves from web/dist, so a browser sees the current sources. vitest sets NODE_ENV=test and
+ * vite keeps a NODE_ENV it finds, which would bundle React's development build (StrictMode mounts twice, so the
+ * viewer fetches twice); the production bundle is what users get.
+ */
+export async function buildWeb(): Promise<void> {
+  const nodeEnv = process.env.NODE_ENV;
+  process.env.NODE_ENV = "production";
+  try {
+    await build({ configFile: VITE_CONFIG, mode: "production", logLevel: "warn" });
+  } finally {
+    if (nodeEnv === undefined) delete process.env.NODE_ENV;
+    else process.env.NODE_ENV = nodeEnv;
+  }
+}
+
+/** playwright-core launch options for Debian's Chromium (.ci/run installs it; nothing is downloaded), headless. */
+export const CHROMIUM_LAUNCH = {
+  executablePath: "/usr/bin/chromium",
+  headless: true,
+  // Without the networking flags Chromium keeps trying to reach hosts this machine cannot reach.
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+} as const;
