@@ -41,4 +41,11 @@ describe("cacheOutcome", () => {
     expect(cacheOutcome(null, null)).toBe("unknown");
     expect(cacheOutcome("imagika")).toBe("unknown");
   });
+
+  it("counts a revalidated or stale-if-error answer as a hit and new bytes after revalidation as a miss", () => {
+    expect(cacheOutcome("imagika; fwd=stale; fwd-status=304; ttl=3600")).toBe("hit");
+    expect(cacheOutcome("imagika; fwd=stale; fwd-status=502; ttl=-30")).toBe("hit");
+    expect(cacheOutcome("imagika; fwd=stale; fwd-status=200; ttl=3600; stored")).toBe("miss");
+    expect(cacheOutcome("imagika; hit; ttl=-12")).toBe("hit");
+  });
 });

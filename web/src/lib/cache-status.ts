@@ -12,6 +12,8 @@ export interface CacheStatusEntry {
   /** The request waited on another request's in-flight fetch instead of making its own (RFC 9211 §2.6). */
   readonly isCollapsed: boolean;
   readonly ttlSeconds: number | undefined;
+  /** The status the forwarded request got (`fwd-status`): 304 when the origin confirmed a stale entry. */
+  readonly fwdStatus: number | undefined;
   readonly detail: string | undefined;
 }
 
@@ -23,12 +25,14 @@ export function parseCacheStatus(header: string | null | undefined): CacheStatus
     const fwd = params.get("fwd");
     const ttl = params.get("ttl");
     const detail = params.get("detail");
+    const fwdStatus = params.get("fwd-status");
     return {
       cache: token,
       isHit: params.get("hit") === true,
       fwd: typeof fwd === "string" ? fwd : undefined,
       isCollapsed: params.get("collapsed") === true,
       ttlSeconds: typeof ttl === "string" && Number.isFinite(Number(ttl)) ? Number(ttl) : undefined,
+      fwdStatus: typeof fwdStatus === "string" && /^\d{3}$/.test(fwdStatus) ? Number(fwdStatus) : undefined,
       detail: typeof detail === "string" ? detail : undefined,
     };
   });
@@ -43,6 +47,10 @@ export function cacheOutcome(cacheStatus: string | null | undefined, xCache?: st
   const entry = entries.find((candidate) => candidate.cache === PROXY_CACHE_NAME) ?? entries[0];
   if (entry) {
     if (entry.isHit) return "hit";
+    // A stale entry the origin confirmed (304), or served because the origin failed (5xx): the bytes came from the
+    // cache, as X-Cache: HIT says; new bytes (200) are a miss.
+    if (entry.fwd === "stale" && entry.fwdStatus !== undefined && (entry.fwdStatus === 304 || entry.fwdStatus >= 500))
+      return "hit";
     if (entry.isCollapsed) return "collapsed";
     return entry.fwd !== undefined ? "miss" : "unknown";
   }
