@@ -3,7 +3,6 @@ import { PerformanceObserver, constants as perfConstants, monitorEventLoopDelay 
 import type { IntervalHistogram } from "node:perf_hooks";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { MetricType } from "prom-client";
-import type { BodyFormat } from "./image-format.ts";
 
 const require = createRequire(import.meta.url);
 
@@ -11,8 +10,12 @@ const require = createRequire(import.meta.url);
 const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 export type Stage = "queue" | "origin" | "transform";
-/** The `format` label of a stage: the output format of a transform, "none" for the stages that encode nothing. */
-export type StageFormat = BodyFormat | "none";
+/**
+ * The `format` label of a stage: the output format of a transform (avif, webp, jpeg, png, gif or thumbhash; the
+ * others are here because the handler passes a variant's BodyFormat, so tsc catches a format added there), and
+ * "none" for the stages that encode nothing. A fixed set: at most 10 formats per stage.
+ */
+export type StageFormat = "avif" | "webp" | "jpeg" | "png" | "gif" | "thumbhash" | "svg" | "tiff" | "heif" | "none";
 
 /** A gauge or counter whose value is read at scrape time from counters the parts already keep (no hot-path cost). */
 export interface SampledMetric {
