@@ -1,18 +1,19 @@
 import { mkdir } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { build } from "vite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { launchChromium } from "../helpers/browser.ts";
 import { startStack } from "../helpers/stack.ts";
 
 /**
- * The web app against the real stack (origin server + proxy serving web/dist) in Debian's Chromium. Screenshots go
- * to test-artifacts/ (git-ignored) so a human can look at the gallery and the viewer after a run.
+ * The web app against the real stack (origin server + proxy serving web/dist) in headless Chromium (the npm package's,
+ * or IMAGIKA_CHROMIUM's: test/helpers/browser.ts). Screenshots go to test-artifacts/ (git-ignored) so a human can
+ * look at the gallery and the viewer after a run.
  */
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const ARTIFACTS = join(REPO_ROOT, "test-artifacts");
-const CHROMIUM = "/usr/bin/chromium";
 const SAMPLE_COUNT = 4;
 /** Low enough that a 200-request burst must run out of tokens; high enough for the page's own requests. */
 const RATE_LIMIT_PER_SECOND = 20;
@@ -22,7 +23,7 @@ const VIEWPORT = { width: 1280, height: 900 };
 
 type Stack = Awaited<ReturnType<typeof startStack>>;
 
-// No skip when Chromium is missing: .ci/run installs Debian's package, and a missing browser must fail loudly.
+// No skip when Chromium is missing: `npm ci` brings one, and a missing browser must fail loudly (launchChromium throws).
 describe("web app end to end (Chromium)", () => {
   let stack: Stack;
   let browser: Browser;
@@ -36,19 +37,7 @@ describe("web app end to end (Chromium)", () => {
       adminToken: "e2e-admin-token",
       sampleCount: SAMPLE_COUNT,
     });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    browser = await launchChromium();
   }, 120_000);
 
   afterAll(async () => {
