@@ -4,10 +4,11 @@
 // crop, a focal point and its figures). Run it again whenever the UI changes; it takes about 30 s.
 import { mkdir } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
-import { chromium, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import sharp from "sharp";
 import { startStack } from "../test/helpers/stack.ts";
-import { buildWeb, CHROMIUM_LAUNCH } from "../test/helpers/web-build.ts";
+import { launchChromium } from "../test/helpers/browser.ts";
+import { buildWeb } from "../test/helpers/web-build.ts";
 
 const OUT_DIR = fileURLToPath(new URL("../docs/images/", import.meta.url));
 const VIEWPORT = { width: 1440, height: 900 };
@@ -40,7 +41,7 @@ async function main(): Promise<void> {
   await buildWeb();
   await mkdir(OUT_DIR, { recursive: true });
   const stack = await startStack({ sampleCount: SAMPLE_COUNT, presets: PRESETS });
-  const browser = await chromium.launch({ ...CHROMIUM_LAUNCH, args: [...CHROMIUM_LAUNCH.args] });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage({ viewport: VIEWPORT, colorScheme: "dark" });
     await page.goto(`${stack.proxyUrl}/`);

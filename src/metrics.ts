@@ -10,6 +10,12 @@ const require = createRequire(import.meta.url);
 const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 export type Stage = "queue" | "origin" | "transform";
+/**
+ * The `format` label of a stage: the output format of a transform (avif, webp, jpeg, png, gif or thumbhash; the
+ * others are here because the handler passes a variant's BodyFormat, so tsc catches a format added there), and
+ * "none" for the stages that encode nothing. A fixed set: at most 10 formats per stage.
+ */
+export type StageFormat = "avif" | "webp" | "jpeg" | "png" | "gif" | "thumbhash" | "svg" | "tiff" | "heif" | "none";
 
 /** A gauge or counter whose value is read at scrape time from counters the parts already keep (no hot-path cost). */
 export interface SampledMetric {
@@ -28,7 +34,7 @@ export class Metrics {
   readonly registry = new Registry();
   /** Stops the event-loop and GC monitors (close()). */
   readonly #stopMonitors: () => void;
-  readonly #stages: Histogram<"stage">;
+  readonly #stages: Histogram<"stage" | "format">;
   /**
    * The two per-request metrics are counted here in plain numbers and handed to prom-client when Prometheus scrapes:
    * prom-client hashes and validates the labels on every inc/observe, even through a child from labels(), which was
@@ -57,8 +63,8 @@ export class Metrics {
     });
     this.#stages = new Histogram({
       name: "imagika_stage_duration_seconds",
-      help: "Time spent per stage of a miss: queue (waiting for a transform slot), origin (fetch), transform (sharp)",
-      labelNames: ["stage"],
+      help: "Time spent per stage of a miss: queue (waiting for a transform slot), origin (fetch), transform (sharp, by output format)",
+      labelNames: ["stage", "format"],
       buckets: BUCKETS,
       registers: [this.registry],
     });
@@ -72,8 +78,9 @@ export class Metrics {
     this.#duration.record(route, ms / 1000);
   }
 
-  observeStage(stage: Stage, ms: number): void {
-    this.#stages.observe({ stage }, ms / 1000);
+  /** One stage of a miss; `format` only for transforms (a handful of values: the label set stays small). */
+  observeStage(stage: Stage, ms: number, format: StageFormat = "none"): void {
+    this.#stages.observe({ stage, format }, ms / 1000);
   }
 
   /** Registers metrics whose values are read from elsewhere when Prometheus scrapes. */
@@ -141,18 +148,20 @@ const DEFAULT_COLLECTORS = [
 ];
 
 /**
- * prom-client's default process and Node.js metrics (`imagika_process_*`, `imagika_nodejs_*`) with their names and
- * help, and a function that stops them. collectDefaultMetrics starts an event-loop delay histogram (a timer every
- * 10 ms) and a GC observer that nothing can stop, and the observer holds the registry: every closed app stayed in
- * memory, caches included, with its timer running. Those two are built here (monitorEventLoop, observeGc); the other
- * collectors only read the process's state when scraped and are prom-client's own.
+ * prom-client's default process and Node.js metrics (`process_*`, `nodejs_*`) with their names and help, and a
+ * function that stops them. No `imagika_` prefix: the community Node.js dashboards and alerts query these standard
+ * names (`process_resident_memory_bytes`, `nodejs_eventloop_lag_seconds`, ...). collectDefaultMetrics starts an
+ * event-loop delay histogram (a timer every 10 ms) and a GC observer that nothing can stop, and the observer holds the
+ * registry: every closed app stayed in memory, caches included, with its timer running. Those two are built here
+ * (monitorEventLoop, observeGc); the other collectors only read the process's state when scraped and are
+ * prom-client's own.
  */
 function registerDefaultMetrics(registry: Registry): () => void {
   const stops: (() => void)[] = [];
   for (const name of DEFAULT_COLLECTORS) {
     if (name === "eventLoopLag") stops.push(monitorEventLoop(registry));
     else if (name === "gc") stops.push(observeGc(registry));
-    else defaultCollector(name)(registry, { prefix: "imagika_" });
+    else defaultCollector(name)(registry, { prefix: "" });
   }
   return () => {
     for (const stop of stops) stop();
@@ -179,14 +188,14 @@ const EVENT_LOOP_STATS: ReadonlyArray<{
 ];
 
 /**
- * `imagika_nodejs_eventloop_lag_seconds` (the delay of a setImmediate at scrape time, reported at the next scrape) and
+ * `nodejs_eventloop_lag_seconds` (the delay of a setImmediate at scrape time, reported at the next scrape) and
  * the delay histogram's statistics since the last scrape, sampled every 10 ms, as prom-client's eventLoopLag collector.
  */
 function monitorEventLoop(registry: Registry): () => void {
   const histogram = monitorEventLoopDelay({ resolution: 10 });
   histogram.enable();
   const lag: Gauge = new Gauge({
-    name: "imagika_nodejs_eventloop_lag_seconds",
+    name: "nodejs_eventloop_lag_seconds",
     help: "Lag of event loop in seconds.",
     aggregator: "average",
     registers: [registry],
@@ -199,7 +208,7 @@ function monitorEventLoop(registry: Registry): () => void {
   });
   const stats = EVENT_LOOP_STATS.map(({ stat, help, by, read }) => ({
     gauge: new Gauge({
-      name: `imagika_nodejs_eventloop_lag_${stat}_seconds`,
+      name: `nodejs_eventloop_lag_${stat}_seconds`,
       help,
       aggregator: by,
       registers: [registry],
@@ -216,10 +225,10 @@ const GC_KINDS: Readonly<Record<number, string>> = {
   [perfConstants.NODE_PERFORMANCE_GC_WEAKCB]: "weakcb",
 };
 
-/** `imagika_nodejs_gc_duration_seconds` by kind, as prom-client's gc collector (which counted only a batch's first). */
+/** `nodejs_gc_duration_seconds` by kind, as prom-client's gc collector (which counted only a batch's first). */
 function observeGc(registry: Registry): () => void {
   const durations = new Histogram({
-    name: "imagika_nodejs_gc_duration_seconds",
+    name: "nodejs_gc_duration_seconds",
     help: "Garbage collection duration by kind, one of major, minor, incremental or weakcb.",
     labelNames: ["kind"],
     buckets: [0.001, 0.01, 0.1, 1, 2, 5],

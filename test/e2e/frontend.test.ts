@@ -1,14 +1,16 @@
 import { mkdir } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { launchChromium } from "../helpers/browser.ts";
 import { startStack } from "../helpers/stack.ts";
-import { buildWeb, CHROMIUM_LAUNCH } from "../helpers/web-build.ts";
+import { buildWeb } from "../helpers/web-build.ts";
 
 /**
- * The web app against the real stack (origin server + proxy serving web/dist) in Debian's Chromium. Screenshots go
- * to test-artifacts/ (git-ignored) so a human can look at the gallery and the viewer after a run.
+ * The web app against the real stack (origin server + proxy serving web/dist) in headless Chromium (the npm package's,
+ * or IMAGIKA_CHROMIUM's: test/helpers/browser.ts). Screenshots go to test-artifacts/ (git-ignored) so a human can
+ * look at the gallery and the viewer after a run.
  */
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const ARTIFACTS = join(REPO_ROOT, "test-artifacts");
@@ -22,7 +24,7 @@ const PRESETS = { square: "w=200&h=200&fit=cover&f=webp" };
 
 type Stack = Awaited<ReturnType<typeof startStack>>;
 
-// No skip when Chromium is missing: .ci/run installs Debian's package, and a missing browser must fail loudly.
+// No skip when Chromium is missing: `npm ci` brings one, and a missing browser must fail loudly (launchChromium throws).
 describe("web app end to end (Chromium)", () => {
   let stack: Stack;
   let browser: Browser;
@@ -37,7 +39,7 @@ describe("web app end to end (Chromium)", () => {
       sampleCount: SAMPLE_COUNT,
       presets: PRESETS,
     });
-    browser = await chromium.launch({ ...CHROMIUM_LAUNCH, args: [...CHROMIUM_LAUNCH.args] });
+    browser = await launchChromium();
   }, 120_000);
 
   afterAll(async () => {

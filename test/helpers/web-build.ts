@@ -18,19 +18,3 @@ export async function buildWeb(): Promise<void> {
     else process.env.NODE_ENV = nodeEnv;
   }
 }
-
-/** playwright-core launch options for Debian's Chromium (.ci/run installs it; nothing is downloaded), headless. */
-export const CHROMIUM_LAUNCH = {
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  // Without the networking flags Chromium keeps trying to reach hosts this machine cannot reach.
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-} as const;

@@ -253,13 +253,13 @@ describe("listing, metrics and request ids", () => {
     expect(text).toMatch(/imagika_http_requests_total\{route="img",status="200",cache="miss"\} 1/);
     expect(text).toMatch(/imagika_http_requests_total\{route="img",status="200",cache="hit"\} 1/);
     expect(text).toMatch(/imagika_http_requests_total\{route="img",status="404",cache="none"\} 1/);
-    expect(text).toMatch(/imagika_stage_duration_seconds_count\{stage="transform"\} 1/);
-    expect(text).toMatch(/imagika_stage_duration_seconds_count\{stage="origin"\} 1/);
+    expect(text).toMatch(/imagika_stage_duration_seconds_count\{stage="transform",format="webp"\} 1/);
+    expect(text).toMatch(/imagika_stage_duration_seconds_count\{stage="origin",format="none"\} 1/);
     expect(text).toMatch(/imagika_cache_entries\{tier="memory-variants"\} 1/);
     expect(text).toMatch(/imagika_origin_fetches_total 2/);
     expect(text).toMatch(/imagika_origin_errors_total\{code="ORIGIN_NOT_FOUND"\} 1/);
     expect(text).toMatch(/imagika_transforms_total 1/);
-    expect(text).toMatch(/imagika_process_resident_memory_bytes \d+/);
+    expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
   });
 
   it("returns the caller's X-Request-Id or makes one", async () => {

@@ -44,20 +44,37 @@ describe("Metrics", () => {
     expect(valueOf(body, 'imagika_http_request_duration_seconds_sum{route="img"}')).toBeCloseTo(20.0173, 6);
   });
 
-  it("exposes prom-client's default process and Node.js metrics as collectDefaultMetrics does, and can stop them", async () => {
+  it("exposes prom-client's default process and Node.js metrics under their standard names, and can stop them", async () => {
     const reference = new Registry();
-    collectDefaultMetrics({ register: reference, prefix: "imagika_" }); // its GC observer stays for this worker's life
+    collectDefaultMetrics({ register: reference }); // its GC observer stays for this worker's life
     const shape = (registry: Registry) =>
       registry
         .getMetricsAsArray()
-        .filter((metric) => /^imagika_(process|nodejs)_/.test(metric.name))
+        .filter((metric) => /^(process|nodejs)_/.test(metric.name))
         .map(({ name, help, type, aggregator }) => ({ name, help, type, aggregator }));
     const metrics = new Metrics();
     expect(shape(metrics.registry)).toEqual(shape(reference));
     expect(shape(metrics.registry).length).toBeGreaterThan(20);
     metrics.close();
     const { body } = await metrics.render(); // still renders after close
-    expect(body).toMatch(/^imagika_nodejs_eventloop_lag_p99_seconds \d/m);
-    expect(body).toMatch(/^imagika_process_resident_memory_bytes \d+/m);
+    expect(body).toMatch(/^nodejs_eventloop_lag_p99_seconds \d/m);
+    expect(body).toMatch(/^process_resident_memory_bytes \d+/m);
+    expect(body).not.toMatch(/^imagika_(process|nodejs)_/m); // the prefix broke the community Node.js dashboards
+  });
+
+  it('labels stage times with the output format of transforms and "none" for the other stages', async () => {
+    const metrics = new Metrics();
+    metrics.observeStage("origin", 20);
+    metrics.observeStage("queue", 1);
+    metrics.observeStage("transform", 30, "avif");
+    metrics.observeStage("transform", 10, "webp");
+    metrics.observeStage("transform", 12, "webp");
+    const { body } = await metrics.render();
+    const count = (labels: string) => valueOf(body, `imagika_stage_duration_seconds_count{${labels}}`);
+    expect(count('stage="origin",format="none"')).toBe(1);
+    expect(count('stage="queue",format="none"')).toBe(1);
+    expect(count('stage="transform",format="avif"')).toBe(1);
+    expect(count('stage="transform",format="webp"')).toBe(2);
+    expect(valueOf(body, 'imagika_stage_duration_seconds_sum{stage="transform",format="webp"}')).toBeCloseTo(0.022, 9);
   });
 });

@@ -191,7 +191,7 @@ export function handleImage(
       const { originMs, queueMs, transformMs } = result.timings;
       if (originMs !== undefined) metrics.observeStage("origin", originMs);
       if (queueMs !== undefined) metrics.observeStage("queue", queueMs);
-      if (transformMs !== undefined) metrics.observeStage("transform", transformMs);
+      if (transformMs !== undefined) metrics.observeStage("transform", transformMs, result.variant.format);
     }
     return result.cacheStatus === "hit" ? "hit" : result.collapsed ? "collapsed" : "miss";
   });
