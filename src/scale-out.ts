@@ -1,7 +1,8 @@
 import type { PurgeScope } from "./cache/cache-key.ts";
 import type { ClusterBus, ClusterMessage } from "./cache/cluster-bus.ts";
 import { DiskCache } from "./cache/disk-cache.ts";
-import type { RedisCache, RedisClient } from "./cache/redis-cache.ts";
+import type { RedisCache } from "./cache/redis-cache.ts";
+import type { RedisConnection } from "./cache/redis-connection.ts";
 import { TierHealth } from "./cache/tier-health.ts";
 import { TieredCache } from "./cache/tiered-cache.ts";
 import type { LowerTier } from "./cache/tiered-cache.ts";
@@ -61,24 +62,22 @@ export async function createScaleOut(config: Config, log: Logger, now?: () => nu
           health: diskHealth,
           ...(now ? { now } : {}),
         });
-  let client: RedisClient | undefined;
+  let client: RedisConnection | undefined;
   let redis: RedisCache | undefined;
   let bus: ClusterBus | undefined;
   let cluster: ClusterCoalescer | undefined;
-  const { keyPrefix } = config.redis;
-  let closeRedis: ((client: RedisClient) => Promise<void>) | undefined;
+  const { keyPrefix, target } = config.redis;
   let commandTimeoutMs = 0;
-  if (config.redis.url !== "") {
-    // The Redis client is loaded only when a Redis URL is set: the redis package (with its modules) adds ~7.6 MiB
+  if (target) {
+    // The Redis client is loaded only when Redis is configured: the redis package (with its modules) adds ~7.6 MiB
     // to the heap, and every full garbage collection marks it; a cold 4K load runs one every few requests.
-    const [redisModule, { ClusterBus }] = await Promise.all([
+    const [{ createRedisConnection, REDIS_COMMAND_TIMEOUT_MS }, { RedisCache }, { ClusterBus }] = await Promise.all([
+      import("./cache/redis-connection.ts"),
       import("./cache/redis-cache.ts"),
       import("./cache/cluster-bus.ts"),
     ]);
-    closeRedis = redisModule.closeRedis;
-    commandTimeoutMs = redisModule.REDIS_COMMAND_TIMEOUT_MS;
-    const { createRedisConnection, RedisCache } = redisModule;
-    client = createRedisConnection(config.redis.url, tierLog);
+    commandTimeoutMs = REDIS_COMMAND_TIMEOUT_MS;
+    client = createRedisConnection(target, tierLog);
     redis = new RedisCache({
       client,
       keyPrefix,
@@ -97,7 +96,7 @@ export async function createScaleOut(config: Config, log: Logger, now?: () => nu
       waitMs: config.cache.coalesceWaitMs,
     });
     if (!(await bus.ready(SUBSCRIBE_WAIT_MS)))
-      tierLog.warn({ url: config.redis.url }, "redis not reachable at start; serving without it until it is");
+      tierLog.warn({ target: client.target }, "redis not reachable at start; serving without it until it is");
   }
   const tiers: LowerTier[] = [];
   if (disk) tiers.push(disk);
@@ -167,7 +166,7 @@ export async function createScaleOut(config: Config, log: Logger, now?: () => nu
     limiter(local) {
       if (!client || !local) return local;
       redisLimiter = new RedisRateLimiter({
-        client: client.withCommandOptions({ timeout: 0 }), // the limiter times its calls itself (see its options)
+        client: client.untimed, // the limiter times its calls itself (see its options)
         timeoutMs: commandTimeoutMs,
         keyPrefix,
         perSecond: local.perSecond,
@@ -203,8 +202,7 @@ export async function createScaleOut(config: Config, log: Logger, now?: () => nu
         : {}),
     }),
     async close() {
-      await bus?.close();
-      if (client && closeRedis) await closeRedis(client);
+      await client?.close();
     },
   };
 }

@@ -1,6 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { closeRedis } from "./redis-cache.ts";
-import type { RedisClient } from "./redis-cache.ts";
+import type { RedisConnection } from "./redis-connection.ts";
 import type { TierHealth, TierLogger } from "./tier-health.ts";
 
 /** What instances tell each other over Redis pub/sub. */
@@ -89,8 +88,8 @@ class WarnLimiter {
 export class ClusterBus {
   /** Tells this instance's own messages apart from the others'. */
   readonly instanceId = randomUUID();
-  readonly #client: RedisClient;
-  readonly #subscriber: RedisClient;
+  readonly #client: RedisConnection;
+  readonly #subscribed: Promise<boolean>;
   readonly #channel: string;
   readonly #health: TierHealth;
   readonly #handlers: ((message: ClusterMessage, isOwn: boolean) => void)[] = [];
@@ -99,7 +98,7 @@ export class ClusterBus {
   readonly #handlerFailures: WarnLimiter;
 
   constructor(options: {
-    client: RedisClient;
+    client: RedisConnection;
     keyPrefix: string;
     health: TierHealth;
     log: TierLogger;
@@ -113,30 +112,19 @@ export class ClusterBus {
     this.#handlerFailures = new WarnLimiter(now);
     this.#channel = `${options.keyPrefix}events`;
     this.#health = options.health;
-    // The subscriber keeps node-redis's offline queue, so SUBSCRIBE waits for the first connection.
-    this.#subscriber = options.client.duplicate({ disableOfflineQueue: false });
-    this.#subscriber.on("error", () => undefined); // the main connection logs outages
-    this.#subscriber.connect().catch(() => undefined);
-    this.#subscriber
-      .subscribe(this.#channel, (raw) => this.#receive(raw))
-      .catch((error: unknown) => {
-        options.log.warn({ err: String(error) }, "cluster bus: subscribe failed");
-      });
+    this.#subscribed = options.client.subscribe(this.#channel, (raw) => this.#receive(raw));
   }
 
-  /** Resolves once SUBSCRIBE is active (tests and startup ordering); never rejects. */
+  /**
+   * True once SUBSCRIBE is active, false if `timeoutMs` passes first (tests and startup ordering); never rejects.
+   * (PUBSUB NUMSUB cannot tell: on a cluster it counts only the subscribers of the node it asks.)
+   */
   async ready(timeoutMs: number): Promise<boolean> {
-    const deadline = performance.now() + timeoutMs;
-    while (performance.now() < deadline) {
-      try {
-        const counts = await this.#client.pubSubNumSub(this.#channel);
-        if ((counts[this.#channel] ?? 0) > 0 && this.#subscriber.isReady) return true;
-      } catch {
-        /* not connected yet */
-      }
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    return false;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+    const isReady = await Promise.race([this.#subscribed, timedOut]);
+    clearTimeout(timer);
+    return isReady;
   }
 
   on(handler: (message: ClusterMessage, isOwn: boolean) => void): void {
@@ -151,10 +139,6 @@ export class ClusterBus {
     } catch (error) {
       this.#health.fail(error);
     }
-  }
-
-  async close(): Promise<void> {
-    await closeRedis(this.#subscriber);
   }
 
   /**

@@ -1,49 +1,12 @@
-import { createClient, RESP_TYPES } from "redis";
 import { keyMatcherOf, originalKey } from "./cache-key.ts";
 import type { PurgeScope } from "./cache-key.ts";
 import { decodeEntry, encodeEntry } from "./entry-codec.ts";
+import type { RedisConnection } from "./redis-connection.ts";
 import type { Variant } from "./tier.ts";
-import type { TierHealth, TierLogger } from "./tier-health.ts";
-
-/**
- * Longest a Redis command may take before it counts as a failure. Loopback or same-zone round trips take ~0.1-1 ms and
- * a 1 MB value ~2-5 ms; 250 ms only fires when Redis is stalled or gone, and bounds what it can add to a request.
- */
-export const REDIS_COMMAND_TIMEOUT_MS = 250;
-
-/**
- * A node-redis client that never stalls a request: commands fail at once while disconnected (no offline queue) and
- * after REDIS_COMMAND_TIMEOUT_MS otherwise, and it reconnects in the background (100 ms doubling to 2 s). It is not
- * awaited: the proxy starts and serves while Redis is still down.
- */
-export function createRedisConnection(url: string, log: TierLogger) {
-  const client = createClient({
-    url,
-    disableOfflineQueue: true,
-    commandOptions: { timeout: REDIS_COMMAND_TIMEOUT_MS },
-    socket: {
-      connectTimeout: 1000,
-      reconnectStrategy: (retries: number) => Math.min(100 * 2 ** retries, 2000),
-    },
-  });
-  let isDown = false;
-  client.on("error", (error: unknown) => {
-    if (isDown) return; // one line per outage; TierHealth counts the failed commands
-    isDown = true;
-    log.warn({ err: error instanceof Error ? error.message : String(error) }, "redis connection lost; reconnecting");
-  });
-  client.on("ready", () => {
-    if (isDown) log.info({}, "redis connection back");
-    isDown = false;
-  });
-  client.connect().catch(() => undefined); // keeps retrying by itself; errors arrive on "error"
-  return client;
-}
-
-export type RedisClient = ReturnType<typeof createRedisConnection>;
+import type { TierHealth } from "./tier-health.ts";
 
 export interface RedisCacheOptions {
-  readonly client: RedisClient;
+  readonly client: RedisConnection;
   /** Prepended to every key (`imagika:`), so tests and tenants can share one Redis. */
   readonly keyPrefix: string;
   /** Encoded entries above this are not shared (Redis memory and the time one GET may take). */
@@ -78,8 +41,7 @@ export interface RedisCacheStats {
 export class RedisCache {
   readonly name = "redis";
   readonly isShared = true;
-  readonly #client: RedisClient;
-  readonly #buffers;
+  readonly #client: RedisConnection;
   readonly #prefix: string;
   readonly #maxEntryBytes: number;
   readonly #ttlMs: number;
@@ -94,7 +56,6 @@ export class RedisCache {
 
   constructor(options: RedisCacheOptions) {
     this.#client = options.client;
-    this.#buffers = options.client.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer });
     this.#prefix = `${options.keyPrefix}c:`;
     this.#maxEntryBytes = options.maxEntryBytes;
     this.#ttlMs = options.ttlSeconds * 1000;
@@ -107,7 +68,7 @@ export class RedisCache {
     if (!this.#health.isAvailable()) return undefined;
     let bytes: Buffer | null;
     try {
-      bytes = await this.#buffers.get(this.#prefix + key);
+      bytes = await this.#client.getBuffer(this.#prefix + key);
       this.#health.succeed();
     } catch (error) {
       this.#health.fail(error);
@@ -134,11 +95,7 @@ export class RedisCache {
       return false;
     }
     try {
-      await this.#client.set(
-        this.#prefix + key,
-        bytes,
-        Number.isFinite(keepMs) ? { expiration: { type: "PX", value: Math.ceil(keepMs) } } : undefined,
-      );
+      await this.#client.set(this.#prefix + key, bytes, Number.isFinite(keepMs) ? { pxMs: Math.ceil(keepMs) } : {});
       this.#health.succeed();
     } catch (error) {
       this.#health.fail(error);
@@ -152,7 +109,7 @@ export class RedisCache {
   async delete(key: string): Promise<void> {
     if (!this.#health.isAvailable()) return;
     try {
-      await this.#client.unlink(this.#prefix + key);
+      await this.#client.unlink([this.#prefix + key]);
       this.#health.succeed();
     } catch (error) {
       this.#health.fail(error);
@@ -160,7 +117,7 @@ export class RedisCache {
   }
 
   /**
-   * Deletes what `scope` names (SCAN, so O(keys in Redis): admin purges only). The glob narrows the scan; the key
+   * Deletes what `scope` names (SCAN of every master, so O(keys in Redis): admin purges only). The glob narrows the scan; the key
    * matcher decides, since a glob cannot tell `v:q?<options>` from `v:q?x.jpg?<options>`.
    */
   async purge(scope: PurgeScope): Promise<number> {
@@ -195,7 +152,7 @@ export class RedisCache {
     if (!this.#health.isAvailable()) return 0;
     try {
       let removed = exact.length > 0 ? await this.#client.unlink(exact) : 0;
-      for await (const keys of this.#client.scanIterator({ MATCH: pattern, COUNT: 500 })) {
+      for await (const keys of this.#client.scanKeys(pattern)) {
         const mine = keys.filter((key) => matches(key.slice(this.#prefix.length)));
         if (mine.length > 0) removed += await this.#client.unlink(mine);
       }
@@ -211,10 +168,4 @@ export class RedisCache {
 /** Escapes Redis glob metacharacters so a path is matched literally. */
 function escapeGlob(text: string): string {
   return text.replace(/[*?[\]\\]/g, "\\$&");
-}
-
-/** Quits politely when connected; otherwise drops the socket and stops reconnecting (close() would wait). */
-export async function closeRedis(client: RedisClient): Promise<void> {
-  if (client.isReady) await client.close().catch(() => client.destroy());
-  else if (client.isOpen) client.destroy();
 }

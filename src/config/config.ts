@@ -43,9 +43,13 @@ export interface MemoryConfig {
   readonly source: "flag" | "cgroup" | "cache";
 }
 
+/** One Redis (`--redis-url`) or a Redis Cluster found from its seed nodes (`--redis-cluster`). */
+export type RedisTarget =
+  { readonly kind: "single"; readonly url: string } | { readonly kind: "cluster"; readonly seeds: readonly string[] };
+
 export interface RedisConfig {
-  /** Empty: no Redis (no shared tier, no cluster coalescing, per-instance rate limits and purges). */
-  readonly url: string;
+  /** Undefined: no Redis (no shared tier, no cluster coalescing, per-instance rate limits and purges). */
+  readonly target: RedisTarget | undefined;
   readonly keyPrefix: string;
 }
 
@@ -145,7 +149,9 @@ export function buildConfig(
       `--allowed-widths: ${tooWide.join(", ")} exceed --max-output-dimension ${s.maxOutputDimension}: no URL could ask for them`,
     );
   }
-  if (problems.length > 0) throw new ConfigError(problems);
+  const redis = redisConfigOf(s);
+  if ("problem" in redis) problems.push(redis.problem);
+  if (problems.length > 0 || "problem" in redis) throw new ConfigError(problems);
   return deepFreeze({
     port: s.port,
     host: s.host,
@@ -206,7 +212,7 @@ export function buildConfig(
     },
     log: { level: s.logLevel, pretty: s.logPretty },
     workers: s.workers,
-    redis: { url: s.redisUrl, keyPrefix: s.redisKeyPrefix },
+    redis,
     memory: { limitBytes: memory.limitBytes, source: memory.source },
     imageOptions: {
       presets: s.presets,
@@ -216,6 +222,25 @@ export function buildConfig(
       hasClientHints: s.clientHints,
     },
   });
+}
+
+function redisConfigOf(s: ProxySettings): RedisConfig | { problem: string } {
+  if (s.redisUrl !== "" && s.redisCluster.length > 0) {
+    return { problem: "--redis-url and --redis-cluster: set one of them (a single Redis, or a Redis Cluster's seeds)" };
+  }
+  // A hash tag in the prefix (`{imagika}:`) would put every key in one slot, so one master would hold them all.
+  if (s.redisCluster.length > 0 && /\{[^}]+\}/.test(s.redisKeyPrefix)) {
+    return {
+      problem: `--redis-key-prefix '${s.redisKeyPrefix}': with --redis-cluster it may not hold a {hash tag}: every key would land in one slot, on one master`,
+    };
+  }
+  const target: RedisTarget | undefined =
+    s.redisCluster.length > 0
+      ? { kind: "cluster", seeds: s.redisCluster }
+      : s.redisUrl !== ""
+        ? { kind: "single", url: s.redisUrl }
+        : undefined;
+  return { target, keyPrefix: s.redisKeyPrefix };
 }
 
 /** Default settings, for tests and embedders: `buildConfig({ ...defaultSettings(), port: 0 })`. */

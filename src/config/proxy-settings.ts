@@ -166,6 +166,14 @@ export const PROXY_SETTINGS = {
     default: "",
     help: "Redis shared by every instance (redis://host:6379): shared cache tier, cluster-wide coalescing, rate limits and purges; empty = none",
   }),
+  redisCluster: setting({
+    flag: "redis-cluster",
+    env: "REDIS_CLUSTER",
+    parse: parseRedisClusterSeeds,
+    default: [],
+    defaultLabel: "(none)",
+    help: "Redis Cluster seed nodes instead of --redis-url (redis://host:7000,redis://host:7001): the same shared state, spread over every master",
+  }),
   redisKeyPrefix: setting({
     flag: "redis-key-prefix",
     env: "REDIS_KEY_PREFIX",
@@ -186,7 +194,7 @@ export const PROXY_SETTINGS = {
     env: "COALESCE_WAIT_MS",
     parse: int(100, 600_000),
     default: 20_000,
-    help: "With --redis-url: lifetime of the cluster-wide lock on a cold key, and the longest other instances wait for its result",
+    help: "With Redis: lifetime of the cluster-wide lock on a cold key, and the longest other instances wait for its result",
   }),
   workers: setting({
     flag: "workers",
@@ -229,7 +237,7 @@ export const PROXY_SETTINGS = {
     parse: bool(),
     default: true,
     bareValue: "true",
-    help: "With --redis-url: limit per instance while Redis is unreachable (false: admit everyone until it returns)",
+    help: "With Redis: limit per instance while Redis is unreachable (false: admit everyone until it returns)",
   }),
   trustProxy: setting({
     flag: "trust-proxy",
@@ -556,6 +564,39 @@ function parseRedisUrl(raw: string): ParseResult<string> {
     /* falls through */
   }
   return { ok: false, expected: "a redis:// or rediss:// URL" };
+}
+
+/**
+ * Comma-separated `redis://` or `rediss://` seed URLs of one Redis Cluster; empty = none. A cluster has only database 0,
+ * and the connections to the nodes it discovers reuse the first seed's scheme and credentials, so every seed must share
+ * them.
+ */
+export function parseRedisClusterSeeds(raw: string): ParseResult<readonly string[]> {
+  const expected =
+    "comma-separated redis:// or rediss:// URLs of Redis Cluster nodes (database 0, one scheme and login)";
+  const seeds = raw
+    .split(",")
+    .map((item) => item.trim())
+    .filter((item) => item !== "");
+  let first: URL | undefined;
+  for (const seed of seeds) {
+    let url: URL;
+    try {
+      url = new URL(seed);
+    } catch {
+      return { ok: false, expected };
+    }
+    const isRedis = url.protocol === "redis:" || url.protocol === "rediss:";
+    const hasDatabase = url.pathname !== "" && url.pathname !== "/" && url.pathname !== "/0";
+    if (!isRedis || url.hostname === "" || hasDatabase || url.search !== "" || url.hash !== "") {
+      return { ok: false, expected };
+    }
+    first ??= url;
+    const isLikeFirst =
+      url.protocol === first.protocol && url.username === first.username && url.password === first.password;
+    if (!isLikeFirst) return { ok: false, expected };
+  }
+  return { ok: true, value: seeds };
 }
 
 /** Trust X-Forwarded-For: `false`/`0` off, `true` one hop, or a hop count. */

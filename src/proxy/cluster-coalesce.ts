@@ -1,13 +1,13 @@
 import { randomUUID } from "node:crypto";
 import type { ClusterBus } from "../cache/cluster-bus.ts";
-import type { RedisClient } from "../cache/redis-cache.ts";
+import type { RedisConnection } from "../cache/redis-connection.ts";
 import type { TierHealth } from "../cache/tier-health.ts";
 
 /** Deletes the lock only if it is still ours (it may have expired and been taken by another instance). */
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
 
 export interface ClusterCoalescerOptions {
-  readonly client: RedisClient;
+  readonly client: RedisConnection;
   readonly bus: ClusterBus;
   readonly keyPrefix: string;
   readonly health: TierHealth;
@@ -37,7 +37,7 @@ export interface ClusterOutcome<T> {
  * the work themselves; if Redis fails or waitMs passes, they do too: coalescing saves work, it never blocks it.
  */
 export class ClusterCoalescer {
-  readonly #client: RedisClient;
+  readonly #client: RedisConnection;
   readonly #prefix: string;
   readonly #health: TierHealth;
   readonly #waitMs: number;
@@ -138,12 +138,9 @@ export class ClusterCoalescer {
     if (!this.#health.isAvailable()) return undefined;
     const token = randomUUID();
     try {
-      const reply = await this.#client.set(this.#prefix + key, token, {
-        condition: "NX",
-        expiration: { type: "PX", value: this.#waitMs },
-      });
+      const isSet = await this.#client.set(this.#prefix + key, token, { isNx: true, pxMs: this.#waitMs });
       this.#health.succeed();
-      return reply === "OK" ? token : null;
+      return isSet ? token : null;
     } catch (error) {
       this.#health.fail(error);
       return undefined;

@@ -101,3 +101,9 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
     thaw: () => signal("SIGCONT"),
   };
 }
+
+/** Waits (up to 5 s) until a connection made by createRedisConnection is ready; throws otherwise. */
+export async function untilReady(connection: { readonly isReady: boolean }): Promise<void> {
+  for (let i = 0; i < 250 && !connection.isReady; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+  if (!connection.isReady) throw new Error("the Redis connection did not become ready within 5 s");
+}

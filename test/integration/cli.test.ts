@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 
@@ -115,26 +116,70 @@ describe("imagika CLI", () => {
   });
 
   // As PID 1 in a container Node ignores a signal nobody handles: a stop while loading or starting must still stop.
+  // Where the process is in its start is read off tsx's compile cache in a private TMPDIR, which it fills module by
+  // module: wall-clock delays were not enough (on a loaded machine, with NODE_EXTRA_CA_CERTS set, Node alone took
+  // over 200 ms to reach bin/imagika.js, and a signal before that kills any process but PID 1). `share` is the part of
+  // a whole start's compiled modules to wait for: 1 module (loading), half, and all of them (the CLI owns the signals
+  // and the app is starting).
+  let modulesOfAStart = 0;
   it.each([
-    ["while it loads", 200],
-    ["as the CLI takes the signals over", 450],
-    ["while it starts", 700],
-  ])("exits 0 on SIGTERM sent %s", async (_when, delayMs) => {
-    const env = {
-      ...process.env,
-      IMAGIKA_ALLOCATOR: "system",
-      IMAGIKA_LAUNCHED: "1", // in-process: the signal reaches the CLI itself
-    };
-    const child = spawn(
-      process.execPath,
-      ["--no-memory-reducer", "--expose-gc", BIN, "proxy", "--port", "0", "--origin", tmpdir()],
-      { env, stdio: ["ignore", "pipe", "pipe"] },
-    );
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-      child.on("exit", (code, signal) => resolve({ code, signal })),
-    );
-    await new Promise((resolve) => setTimeout(resolve, delayMs));
+    ["while it loads", 0],
+    ["as the CLI takes the signals over", 0.5],
+    ["while it starts", 1],
+  ])("exits 0 on SIGTERM sent %s", async (_when, share) => {
+    if (modulesOfAStart === 0) {
+      const full = startInPrivateTmp();
+      await full.listening;
+      modulesOfAStart = compiledModules(full.tmp);
+      full.child.kill("SIGTERM");
+      expect(await full.exited).toEqual({ code: 0, signal: null });
+      expect(modulesOfAStart).toBeGreaterThan(10);
+    }
+    const { child, tmp, exited } = startInPrivateTmp();
+    const wanted = Math.max(1, Math.floor(modulesOfAStart * share));
+    for (let i = 0; i < 3000 && compiledModules(tmp) < wanted && child.exitCode === null; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
     child.kill("SIGTERM");
     expect(await exited).toEqual({ code: 0, signal: null });
   });
 });
+
+/** The proxy in-process (the signal reaches the CLI itself) with a TMPDIR of its own, so tsx compiles from cold. */
+function startInPrivateTmp() {
+  const tmp = mkdtempSync(join(tmpdir(), "imagika-cli-"));
+  const env = { ...process.env, TMPDIR: tmp, IMAGIKA_ALLOCATOR: "system", IMAGIKA_LAUNCHED: "1" };
+  const child = spawn(
+    process.execPath,
+    ["--no-memory-reducer", "--expose-gc", BIN, "proxy", "--port", "0", "--origin", tmpdir()],
+    { env, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let output = "";
+  const listening = new Promise<void>((resolve) => {
+    const onData = (data: Buffer): void => {
+      output += data.toString();
+      if (output.includes("imagika proxy listening")) resolve();
+    };
+    child.stdout.on("data", onData);
+    child.stderr.on("data", onData);
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on("exit", (code, signal) => {
+      rmSync(tmp, { recursive: true, force: true });
+      resolve({ code, signal });
+    }),
+  );
+  return { child, tmp, listening, exited };
+}
+
+/** Modules tsx has compiled into its cache under `tmp` so far. */
+function compiledModules(tmp: string): number {
+  try {
+    return readdirSync(tmp).reduce(
+      (count, name) => (name.startsWith("tsx-") ? count + readdirSync(join(tmp, name)).length : count),
+      0,
+    );
+  } catch {
+    return 0;
+  }
+}

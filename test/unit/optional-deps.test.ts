@@ -21,7 +21,7 @@ console.log(JSON.stringify([...new Set(files.map((f) => /node_modules\\/((?:@[^/
 }
 
 describe("optional dependencies", () => {
-  // The redis package (~7.6 MiB of heap) and the AWS SDK (~3 MiB) are loaded only when --redis-url or an s3:// origin
+  // The redis package (~7.6 MiB of heap) and the AWS SDK (~3 MiB) are loaded only when Redis (--redis-url, --redis-cluster) or an s3:// origin
   // asks for them: every full garbage collection marks the whole heap, and a cold 4K load runs one every few requests.
   it("leaves Redis and the AWS SDK unloaded when neither is configured", () => {
     const packages = loadedPackages(`await import("./src/app.ts");`);
@@ -32,7 +32,7 @@ describe("optional dependencies", () => {
 
   it("loads them when the modules that need them are imported", () => {
     const packages = loadedPackages(
-      `await import("./src/cache/redis-cache.ts"); await import("./src/fetcher/s3-fetcher.ts");`,
+      `await import("./src/cache/redis-connection.ts"); await import("./src/fetcher/s3-fetcher.ts");`,
     );
     expect(packages).toContain("@redis/client");
     expect(packages).toContain("@aws-sdk/client-s3");

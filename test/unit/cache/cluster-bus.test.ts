@@ -1,14 +1,14 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ClusterBus } from "../../../src/cache/cluster-bus.ts";
 import type { ClusterMessage } from "../../../src/cache/cluster-bus.ts";
-import { closeRedis, createRedisConnection } from "../../../src/cache/redis-cache.ts";
-import type { RedisClient } from "../../../src/cache/redis-cache.ts";
+import { createRedisConnection } from "../../../src/cache/redis-connection.ts";
+import type { RedisConnection } from "../../../src/cache/redis-connection.ts";
 import { TierHealth } from "../../../src/cache/tier-health.ts";
 import { connectRedis, SHARED_REDIS_URL, uniquePrefix } from "../../helpers/redis.ts";
 import type { TestRedisClient } from "../../helpers/redis.ts";
 
 let publisher: TestRedisClient;
-const open: { bus: ClusterBus; client: RedisClient }[] = [];
+const open: { bus: ClusterBus; client: RedisConnection }[] = [];
 
 beforeAll(async () => {
   publisher = await connectRedis(); // fails the file loudly when Redis is absent
@@ -16,8 +16,7 @@ beforeAll(async () => {
 
 afterEach(async () => {
   for (const { bus, client } of open.splice(0)) {
-    await bus.close();
-    await closeRedis(client);
+    await client.close();
   }
 });
 
@@ -33,7 +32,7 @@ interface Warning {
 async function startBus(options: { now?: () => number } = {}) {
   const warnings: Warning[] = [];
   const log = { warn: (object: object, message: string) => void warnings.push({ object, message }), info: () => {} };
-  const client = createRedisConnection(SHARED_REDIS_URL, log);
+  const client = createRedisConnection({ kind: "single", url: SHARED_REDIS_URL }, log);
   const keyPrefix = uniquePrefix();
   const bus = new ClusterBus({
     client,

@@ -3,8 +3,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { DiskCache } from "../../../src/cache/disk-cache.ts";
-import { closeRedis, createRedisConnection, RedisCache } from "../../../src/cache/redis-cache.ts";
-import type { RedisClient } from "../../../src/cache/redis-cache.ts";
+import { RedisCache } from "../../../src/cache/redis-cache.ts";
+import { createRedisConnection } from "../../../src/cache/redis-connection.ts";
+import type { RedisConnection } from "../../../src/cache/redis-connection.ts";
 import type { Variant } from "../../../src/cache/tier.ts";
 import { TierHealth } from "../../../src/cache/tier-health.ts";
 import { TieredCache } from "../../../src/cache/tiered-cache.ts";
@@ -14,7 +15,7 @@ import { testSource } from "../../helpers/entries.ts";
 
 const SILENT = { warn: () => undefined, info: () => undefined };
 let redis: TestRedisClient;
-const clients: RedisClient[] = [];
+const clients: RedisConnection[] = [];
 const prefixes: string[] = [];
 const dirs: string[] = [];
 
@@ -23,7 +24,7 @@ beforeAll(async () => {
 });
 
 afterEach(async () => {
-  for (const client of clients.splice(0)) await closeRedis(client);
+  for (const client of clients.splice(0)) await client.close();
   await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
 });
 
@@ -54,7 +55,7 @@ async function tiers(options: { redisMaxEntryBytes?: number } = {}) {
     ttlSeconds: 0,
     health: new TierHealth({ tier: "disk", log: SILENT }),
   });
-  const client = createRedisConnection(SHARED_REDIS_URL, SILENT);
+  const client = createRedisConnection({ kind: "single", url: SHARED_REDIS_URL }, SILENT);
   clients.push(client);
   const health = new TierHealth({ tier: "redis", log: SILENT });
   const redisTier = new RedisCache({

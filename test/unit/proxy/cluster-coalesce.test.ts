@@ -1,14 +1,14 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ClusterBus } from "../../../src/cache/cluster-bus.ts";
-import { closeRedis, createRedisConnection } from "../../../src/cache/redis-cache.ts";
-import type { RedisClient } from "../../../src/cache/redis-cache.ts";
+import { createRedisConnection } from "../../../src/cache/redis-connection.ts";
+import type { RedisConnection } from "../../../src/cache/redis-connection.ts";
 import { TierHealth } from "../../../src/cache/tier-health.ts";
 import { ClusterCoalescer } from "../../../src/proxy/cluster-coalesce.ts";
 import { connectRedis, deletePrefix, SHARED_REDIS_URL, uniquePrefix } from "../../helpers/redis.ts";
 import type { TestRedisClient } from "../../helpers/redis.ts";
 
 let redis: TestRedisClient;
-const open: { bus: ClusterBus; client: RedisClient }[] = [];
+const open: { bus: ClusterBus; client: RedisConnection }[] = [];
 const prefixes: string[] = [];
 
 beforeAll(async () => {
@@ -17,8 +17,7 @@ beforeAll(async () => {
 
 afterEach(async () => {
   for (const { bus, client } of open.splice(0)) {
-    await bus.close();
-    await closeRedis(client);
+    await client.close();
   }
 });
 
@@ -35,7 +34,7 @@ async function instances(count: number, waitMs = 5000): Promise<ClusterCoalescer
   prefixes.push(keyPrefix);
   const made: ClusterCoalescer[] = [];
   for (let i = 0; i < count; i++) {
-    const client = createRedisConnection(SHARED_REDIS_URL, SILENT);
+    const client = createRedisConnection({ kind: "single", url: SHARED_REDIS_URL }, SILENT);
     const health = new TierHealth({ tier: "redis", log: SILENT });
     const bus = new ClusterBus({ client, keyPrefix, health, log: SILENT });
     open.push({ bus, client });

@@ -1,31 +1,31 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createRedisConnection, closeRedis } from "../../../src/cache/redis-cache.ts";
-import type { RedisClient } from "../../../src/cache/redis-cache.ts";
+import { createRedisConnection } from "../../../src/cache/redis-connection.ts";
+import type { RedisConnection } from "../../../src/cache/redis-connection.ts";
 import { TierHealth } from "../../../src/cache/tier-health.ts";
 import { RedisRateLimiter } from "../../../src/rate-limit/redis-store.ts";
 import { TokenBucketLimiter } from "../../../src/rate-limit/token-bucket.ts";
-import { startPrivateRedis, uniquePrefix } from "../../helpers/redis.ts";
+import { startPrivateRedis, uniquePrefix, untilReady } from "../../helpers/redis.ts";
 import type { PrivateRedis } from "../../helpers/redis.ts";
 
 const quiet = { warn: () => {}, info: () => {} };
 let redis: PrivateRedis;
-let client: RedisClient;
+let client: RedisConnection;
 
 beforeAll(async () => {
   redis = await startPrivateRedis();
-  client = createRedisConnection(redis.url, quiet);
-  await new Promise((resolve) => client.once("ready", resolve));
+  client = createRedisConnection({ kind: "single", url: redis.url }, quiet);
+  await untilReady(client);
 });
 
 afterAll(async () => {
   redis.thaw();
-  await closeRedis(client);
+  await client.close();
   await redis.stop();
 });
 
 function limiterFor(health: TierHealth): RedisRateLimiter {
   return new RedisRateLimiter({
-    client: client.withCommandOptions({ timeout: 0 }),
+    client: client.untimed,
     timeoutMs: 100,
     keyPrefix: uniquePrefix(),
     perSecond: 0.01, // no refill during the test
