@@ -7,30 +7,37 @@ import tseslint from "typescript-eslint";
 const REPO_ROOT = import.meta.dirname;
 
 /*
- * Module boundaries. A part is a folder of src/ ("src/cache"), a file at its root ("src/ip.ts"), a top-level folder
- * ("origin-server") or a package ("sharp"); an import is checked by the part it resolves to, however deep either file
- * sits, and dynamic import() and re-exports count. What a row does not forbid is allowed.
+ * Module boundaries. A part is a folder of src/ ("src/cache"), a file at its root ("src/errors.ts"), a file of a folder
+ * whose files are parts of their own ("src/cluster/scale-out.ts"), a top-level folder ("origin-server") or a package
+ * ("sharp"); an import is checked by the part it resolves to, however deep either file sits, and dynamic import() and
+ * re-exports count. What a row does not forbid is allowed.
  *
- *   config, errors, log and the shared leaves    import no other part but config (for their settings types)
+ *   config, errors.ts, observability, shared     import no other part but config (for their settings types)
  *   memory (the process's memory budget)         config and errors only: caches, transform and proxy use it
  *   cache, fetcher, rate-limit                   not http, transform, proxy
  *   transform                                    not cache, fetcher, http, proxy
  *   proxy                                        not http, sharp
  *   http                                         not sharp, redis, the cache's internals
- *   every part above                             not the wiring (app, app-metrics, cli, main, scale-out, cluster)
+ *   every part above                             not the wiring (app, app-metrics, cli, main, cluster/)
+ *   cluster/workers                              no folder but config (the leaves are allowed), no wiring but
+ *                                                cluster-stats: it knows no part of the request path
+ *   cluster/cluster-stats                        no other part but config, as a leaf
+ *   cluster/scale-out, app-metrics               not http, app, cli, main (scale-out not workers either)
  *   origin-server, web                           nothing from src/ (web talks to the proxy over HTTP only)
  *   app, cli, main                               anything
- * A new folder or root module of src/ is an error until it has a row.
+ * A new folder or root module of src/, or a new file of src/cluster/, is an error until it has a row.
  */
 const FOLDERS = ["config", "http", "proxy", "cache", "fetcher", "transform", "rate-limit", "memory"].map(
   (f) => `src/${f}`,
 );
-/** Root modules that build or connect parts; only each other and the entry points import them. */
-const WIRING = ["app.ts", "app-metrics.ts", "cli.ts", "main.ts", "scale-out.ts", "cluster.ts"].map((f) => `src/${f}`);
-/** Root modules every part may use: they import no other part. */
-const LEAVES = ["errors.ts", "log.ts", "image-format.ts", "ip.ts", "metrics.ts", "cluster-stats.ts"].map(
-  (f) => `src/${f}`,
-);
+/** Folders of src/ whose files are each a part of their own, with its own row. */
+const SPLIT_FOLDERS = ["src/cluster"];
+/** src/cluster/: --workers N under node:cluster, the stats merged across workers, the disk and Redis tiers. */
+const CLUSTER = ["workers.ts", "cluster-stats.ts", "scale-out.ts"].map((f) => `src/cluster/${f}`);
+/** Modules that build or connect parts; only each other and the entry points import them. */
+const WIRING = [...["app.ts", "app-metrics.ts", "cli.ts", "main.ts"].map((f) => `src/${f}`), ...CLUSTER];
+/** What every part may use: they import no other part. */
+const LEAVES = ["src/errors.ts", "src/observability", "src/shared"];
 const ALL_SRC = [...FOLDERS, ...WIRING, ...LEAVES];
 const except = (/** @type {string[]} */ parts, /** @type {string[]} */ allowed) =>
   parts.filter((p) => !allowed.includes(p));
@@ -45,7 +52,7 @@ const BOUNDARIES = {
   ...Object.fromEntries(
     LEAVES.map((leaf) => [
       leaf,
-      { forbidden: except(ALL_SRC, ["src/config", leaf]), why: "errors, log and the shared leaves stand alone" },
+      { forbidden: except(ALL_SRC, ["src/config", leaf]), why: "errors, observability and shared stand alone" },
     ]),
   ),
   ...Object.fromEntries(
@@ -69,17 +76,23 @@ const BOUNDARIES = {
     forbidden: ["sharp", "redis", "src/cache", ...WIRING],
     why: "http talks to the proxy, not to storage internals",
   },
-  "src/cluster.ts": {
-    forbidden: except(FOLDERS, ["src/config"]).concat(except(WIRING, ["src/cluster.ts"])),
-    why: "cluster.ts shares metrics and stats between workers; it knows no part of the request path",
+  "src/cluster/workers.ts": {
+    forbidden: except(FOLDERS, ["src/config"]).concat(
+      except(WIRING, ["src/cluster/workers.ts", "src/cluster/cluster-stats.ts"]),
+    ),
+    why: "cluster/workers.ts shares metrics and stats between workers; it knows no part of the request path",
+  },
+  "src/cluster/cluster-stats.ts": {
+    forbidden: except(ALL_SRC, ["src/config", "src/cluster/cluster-stats.ts"]),
+    why: "cluster/cluster-stats.ts merges plain stats snapshots; it stands alone",
+  },
+  "src/cluster/scale-out.ts": {
+    forbidden: ["src/http", "src/app.ts", "src/cli.ts", "src/main.ts", "src/cluster/workers.ts"],
+    why: "cluster/scale-out.ts builds the shared tiers for app.ts; it does not speak HTTP",
   },
   "src/app-metrics.ts": {
     forbidden: ["src/http", "src/app.ts", "src/cli.ts", "src/main.ts"],
     why: "app-metrics.ts reads the parts' counters for app.ts; it does not speak HTTP",
-  },
-  "src/scale-out.ts": {
-    forbidden: ["src/http", "src/app.ts", "src/cli.ts", "src/main.ts", "src/cluster.ts"],
-    why: "scale-out.ts builds the shared tiers for app.ts; it does not speak HTTP",
   },
   ...Object.fromEntries(
     ["src/app.ts", "src/cli.ts", "src/main.ts"].map((entry) => [entry, { forbidden: [], why: "" }]),
@@ -88,11 +101,15 @@ const BOUNDARIES = {
   web: { forbidden: ["src", "origin-server"], why: "the frontend talks to the proxy over HTTP only" },
 };
 
-/** The part a file belongs to: `src/<folder>`, `src/<file>` at the root of src/, or the top-level folder. */
+/**
+ * The part a file belongs to: `src/<folder>`, `src/<file>` at the root of src/, `src/<folder>/<file>` in a split
+ * folder, or the top-level folder.
+ */
 function partOfFile(/** @type {string} */ file) {
   const segments = relative(REPO_ROOT, file).split(sep);
   if (segments[0] !== "src" || segments.length < 2) return segments[0] ?? "";
-  return `src/${segments[1]}`;
+  const folder = `src/${segments[1]}`;
+  return SPLIT_FOLDERS.includes(folder) && segments.length > 2 ? `${folder}/${segments[2]}` : folder;
 }
 
 /** The part an import specifier reaches from `file`; undefined for node builtins. */

@@ -1,9 +1,9 @@
 import type { MemoryCache } from "./cache/memory-cache.ts";
-import type { StatsSnapshot } from "./cluster-stats.ts";
+import type { StatsSnapshot } from "./cluster/cluster-stats.ts";
 import type { MemoryBudget } from "./memory/memory-budget.ts";
-import type { Metrics, SampledMetric } from "./metrics.ts";
+import type { Metrics, SampledMetric } from "./observability/metrics.ts";
 import type { ProxyStats } from "./proxy/stats.ts";
-import type { ScaleOut } from "./scale-out.ts";
+import type { ScaleOut } from "./cluster/scale-out.ts";
 import type { Transformer } from "./transform/pipeline.ts";
 
 /** What /api/stats and /metrics report: the counters of the parts app.ts built, read when asked. */

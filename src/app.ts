@@ -5,9 +5,9 @@ import { fileURLToPath } from "node:url";
 import { buildStatsSnapshot, registerMetrics } from "./app-metrics.ts";
 import type { AppFigures } from "./app-metrics.ts";
 import { MemoryCache } from "./cache/memory-cache.ts";
-import { joinCluster } from "./cluster.ts";
-import type { ClusterView } from "./cluster.ts";
-import type { StatsSnapshot } from "./cluster-stats.ts";
+import { joinCluster } from "./cluster/workers.ts";
+import type { ClusterView } from "./cluster/workers.ts";
+import type { StatsSnapshot } from "./cluster/cluster-stats.ts";
 import type { Config } from "./config/config.ts";
 import { ProxyError } from "./errors.ts";
 import type { Fetcher } from "./fetcher/fetcher.ts";
@@ -17,16 +17,16 @@ import { ImageIndex } from "../origin-server/image-index.ts";
 import { createHttpServer } from "./http/server.ts";
 import type { HttpServer } from "./http/server.ts";
 import { StaticFiles } from "./http/static-files.ts";
-import { createLogger } from "./log.ts";
-import type { Logger } from "./log.ts";
-import { Metrics } from "./metrics.ts";
+import { createLogger } from "./observability/log.ts";
+import type { Logger } from "./observability/log.ts";
+import { Metrics } from "./observability/metrics.ts";
 import { ImageProxy } from "./proxy/image-proxy.ts";
 import { ProxyStats } from "./proxy/stats.ts";
 import { TokenBucketLimiter } from "./rate-limit/token-bucket.ts";
 import { MemoryBudget } from "./memory/memory-budget.ts";
 import { createProcessMemoryBudget, describeAllocator, MEMORY_SAMPLE_MS } from "./memory/process-memory.ts";
-import { createScaleOut } from "./scale-out.ts";
-import type { ScaleOut } from "./scale-out.ts";
+import { createScaleOut } from "./cluster/scale-out.ts";
+import type { ScaleOut } from "./cluster/scale-out.ts";
 import { WorkLimiter } from "./transform/limiter.ts";
 import { Transformer } from "./transform/pipeline.ts";
 import { createOptionRules } from "./transform/options.ts";
@@ -59,7 +59,8 @@ async function createFetcher(config: Config): Promise<Fetcher & { fetchListing?:
     case "fs":
       return new FsFetcher(config.origin);
     case "s3": {
-      // Loaded only for an S3 origin: the AWS SDK adds ~3 MiB to every heap that does not use it (see scale-out.ts).
+      // Loaded only for an S3 origin: the AWS SDK adds ~3 MiB to every heap that does not use it (see
+      // cluster/scale-out.ts).
       const { S3Fetcher } = await import("./fetcher/s3-fetcher.ts");
       return new S3Fetcher(config.origin);
     }

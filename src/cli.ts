@@ -7,7 +7,7 @@ import { PROXY_SETTINGS } from "./config/proxy-settings.ts";
 import type { Config } from "./config/config.ts";
 import { int, text } from "./config/parsers.ts";
 import { ConfigError, formatHelp, loadSettings, setting } from "./config/settings.ts";
-import { runWorkers, shouldForkWorkers } from "./cluster.ts";
+import { runWorkers, shouldForkWorkers } from "./cluster/workers.ts";
 import { signImageUrl } from "./http/signature.ts";
 import { createOptionRules } from "./transform/options.ts";
 import { generateSamples, hasImages } from "../origin-server/samples.ts";

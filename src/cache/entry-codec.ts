@@ -1,6 +1,6 @@
 import { crc32 } from "node:zlib";
-import { CONTENT_TYPES } from "../image-format.ts";
-import type { BodyFormat } from "../image-format.ts";
+import { CONTENT_TYPES } from "../shared/image-format.ts";
+import type { BodyFormat } from "../shared/image-format.ts";
 import { cleanValidators } from "../fetcher/origin-caching.ts";
 import { Source } from "./source.ts";
 import type { Variant } from "./tier.ts";

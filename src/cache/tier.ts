@@ -1,4 +1,4 @@
-import type { BodyFormat } from "../image-format.ts";
+import type { BodyFormat } from "../shared/image-format.ts";
 import type { Source } from "./source.ts";
 
 /** What every cache tier stores: a response body with the facts needed to answer from it. */

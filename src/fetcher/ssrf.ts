@@ -1,7 +1,7 @@
 import { lookup as dnsLookup } from "node:dns";
 import type { LookupAddress, LookupAllOptions, LookupOneOptions } from "node:dns";
 import { isIP } from "node:net";
-import { isBlockedAddress } from "../ip.ts";
+import { isBlockedAddress } from "../shared/ip.ts";
 import { ProxyError } from "../errors.ts";
 
 type LookupCallback = (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;

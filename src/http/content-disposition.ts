@@ -1,5 +1,5 @@
-import { EXTENSIONS } from "../image-format.ts";
-import type { BodyFormat } from "../image-format.ts";
+import { EXTENSIONS } from "../shared/image-format.ts";
+import type { BodyFormat } from "../shared/image-format.ts";
 
 /** Longest base name kept (characters), so a long path cannot make a long header. */
 export const MAX_FILENAME_LENGTH = 100;

@@ -1,6 +1,6 @@
 import type { Reply } from "./engine/reply.ts";
 import { ProxyError } from "../errors.ts";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../observability/log.ts";
 
 /** Sends a small JSON body. */
 export function sendJson(res: Reply, status: number, body: unknown, headers: Record<string, string> = {}): void {

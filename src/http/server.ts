@@ -3,9 +3,9 @@ import type { Server } from "node:net";
 import { performance } from "node:perf_hooks"; // the module's binding: the global one is a getter on globalThis
 import type { HttpConfig } from "../config/config.ts";
 import { ProxyError } from "../errors.ts";
-import { createRequestLog } from "../log.ts";
-import type { Logger } from "../log.ts";
-import type { Metrics } from "../metrics.ts";
+import { createRequestLog } from "../observability/log.ts";
+import type { Logger } from "../observability/log.ts";
+import type { Metrics } from "../observability/metrics.ts";
 import type { ImageProxy } from "../proxy/image-proxy.ts";
 import type { ProxyStats } from "../proxy/stats.ts";
 import { clientAddress, clientKeyOf } from "../rate-limit/client-key.ts";

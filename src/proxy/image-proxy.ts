@@ -15,8 +15,8 @@ import type {
   SizeListener,
   Validators,
 } from "../fetcher/fetcher.ts";
-import { sniffImageFormat } from "../image-format.ts";
-import type { ImageFormat } from "../image-format.ts";
+import { sniffImageFormat } from "../shared/image-format.ts";
+import type { ImageFormat } from "../shared/image-format.ts";
 import { VariantKeys } from "../transform/negotiate.ts";
 import type { OutputFormat } from "../transform/negotiate.ts";
 import type { TransformOptions } from "../transform/options.ts";

@@ -1,5 +1,5 @@
 import { isIP } from "node:net";
-import { ipv6Groups } from "../ip.ts";
+import { ipv6Groups } from "../shared/ip.ts";
 
 /**
  * The rate-limit identity of a client. IPv4 addresses are used whole; IPv6 addresses are cut to their /64, since

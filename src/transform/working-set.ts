@@ -1,4 +1,4 @@
-import type { ImageFormat } from "../image-format.ts";
+import type { ImageFormat } from "../shared/image-format.ts";
 import { resizeOptions } from "./steps/resize.ts";
 import type { EncodedFormat, RenderPlan } from "./steps/step.ts";
 

@@ -1,7 +1,7 @@
 import type { HttpRequest, Reply } from "../engine/reply.ts";
 import { performance } from "node:perf_hooks";
-import { CONTENT_TYPES } from "../../image-format.ts";
-import type { Metrics } from "../../metrics.ts";
+import { CONTENT_TYPES } from "../../shared/image-format.ts";
+import type { Metrics } from "../../observability/metrics.ts";
 import type { ImageProxy, ProxyResult, Revalidation } from "../../proxy/image-proxy.ts";
 import type { ProxyStats } from "../../proxy/stats.ts";
 import { ACCEPT_CH, hintsVary } from "../../transform/client-hints.ts";

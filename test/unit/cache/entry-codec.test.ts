@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { decodeEntry, encodeEntry } from "../../../src/cache/entry-codec.ts";
 import type { Variant } from "../../../src/cache/tier.ts";
-import type { ImageFormat } from "../../../src/image-format.ts";
+import type { ImageFormat } from "../../../src/shared/image-format.ts";
 import { testSource, withoutFreshness } from "../../helpers/entries.ts";
 
 const body = Buffer.from([0xff, 0xd8, 0xff, 1, 2, 3]);

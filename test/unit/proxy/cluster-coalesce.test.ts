@@ -16,7 +16,7 @@ beforeAll(async () => {
 });
 
 afterEach(async () => {
-  for (const { bus, client } of open.splice(0)) {
+  for (const { client } of open.splice(0)) {
     await client.close();
   }
 });

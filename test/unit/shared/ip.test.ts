@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { embeddedIPv4, isBlockedAddress } from "../../src/ip.ts";
-import { hostMatches } from "../../src/fetcher/ssrf.ts";
+import { embeddedIPv4, isBlockedAddress } from "../../../src/shared/ip.ts";
+import { hostMatches } from "../../../src/fetcher/ssrf.ts";
 
 describe("isBlockedAddress", () => {
   it.each([

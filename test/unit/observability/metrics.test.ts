@@ -1,6 +1,6 @@
 import { Registry, collectDefaultMetrics } from "prom-client";
 import { describe, expect, it } from "vitest";
-import { Metrics } from "../../src/metrics.ts";
+import { Metrics } from "../../../src/observability/metrics.ts";
 
 /** The value of one exposition line, e.g. `name{a="b"} 3`. */
 function valueOf(text: string, line: string): number | undefined {

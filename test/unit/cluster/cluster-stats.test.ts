@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { mergeStats } from "../../src/cluster-stats.ts";
+import { mergeStats } from "../../../src/cluster/cluster-stats.ts";
 
 /** The shape /api/stats has (src/app.ts snapshot), trimmed to what the merge rules touch. */
 function worker(n: number, overrides: Record<string, unknown> = {}): Record<string, unknown> {

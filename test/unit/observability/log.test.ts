@@ -4,7 +4,7 @@ import { join } from "node:path";
 import fc from "fast-check";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
-import { createLogger, createRequestLog } from "../../src/log.ts";
+import { createLogger, createRequestLog } from "../../../src/observability/log.ts";
 
 describe("createRequestLog", () => {
   it("writes the same JSON line pino would, one per request, escaping the path", () => {

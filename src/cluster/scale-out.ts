@@ -1,18 +1,18 @@
-import type { PurgeScope } from "./cache/cache-key.ts";
-import type { ClusterBus, ClusterMessage } from "./cache/cluster-bus.ts";
-import { DiskCache } from "./cache/disk-cache.ts";
-import type { RedisCache } from "./cache/redis-cache.ts";
-import type { RedisConnection } from "./cache/redis-connection.ts";
-import { TierHealth } from "./cache/tier-health.ts";
-import { TieredCache } from "./cache/tiered-cache.ts";
-import type { LowerTier } from "./cache/tiered-cache.ts";
-import type { Config } from "./config/config.ts";
-import type { Logger } from "./log.ts";
-import type { SampledMetric } from "./metrics.ts";
-import { ClusterCoalescer } from "./proxy/cluster-coalesce.ts";
-import { RedisRateLimiter } from "./rate-limit/redis-store.ts";
-import type { RateLimiter } from "./rate-limit/redis-store.ts";
-import type { TokenBucketLimiter } from "./rate-limit/token-bucket.ts";
+import type { PurgeScope } from "../cache/cache-key.ts";
+import type { ClusterBus, ClusterMessage } from "../cache/cluster-bus.ts";
+import { DiskCache } from "../cache/disk-cache.ts";
+import type { RedisCache } from "../cache/redis-cache.ts";
+import type { RedisConnection } from "../cache/redis-connection.ts";
+import { TierHealth } from "../cache/tier-health.ts";
+import { TieredCache } from "../cache/tiered-cache.ts";
+import type { LowerTier } from "../cache/tiered-cache.ts";
+import type { Config } from "../config/config.ts";
+import type { Logger } from "../observability/log.ts";
+import type { SampledMetric } from "../observability/metrics.ts";
+import { ClusterCoalescer } from "../proxy/cluster-coalesce.ts";
+import { RedisRateLimiter } from "../rate-limit/redis-store.ts";
+import type { RateLimiter } from "../rate-limit/redis-store.ts";
+import type { TokenBucketLimiter } from "../rate-limit/token-bucket.ts";
 
 /** How long startup waits for the pub/sub subscription before serving anyway (purges may be missed until then). */
 const SUBSCRIBE_WAIT_MS = 2000;
@@ -72,9 +72,9 @@ export async function createScaleOut(config: Config, log: Logger, now?: () => nu
     // The Redis client is loaded only when Redis is configured: the redis package (with its modules) adds ~7.6 MiB
     // to the heap, and every full garbage collection marks it; a cold 4K load runs one every few requests.
     const [{ createRedisConnection, REDIS_COMMAND_TIMEOUT_MS }, { RedisCache }, { ClusterBus }] = await Promise.all([
-      import("./cache/redis-connection.ts"),
-      import("./cache/redis-cache.ts"),
-      import("./cache/cluster-bus.ts"),
+      import("../cache/redis-connection.ts"),
+      import("../cache/redis-cache.ts"),
+      import("../cache/cluster-bus.ts"),
     ]);
     commandTimeoutMs = REDIS_COMMAND_TIMEOUT_MS;
     client = createRedisConnection(target, tierLog);

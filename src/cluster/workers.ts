@@ -3,8 +3,8 @@ import type { Worker } from "node:cluster";
 import { AggregatorRegistry } from "prom-client";
 import { mergeStats } from "./cluster-stats.ts";
 import type { StatsSnapshot } from "./cluster-stats.ts";
-import type { Logger } from "./log.ts";
-import type { Metrics } from "./metrics.ts";
+import type { Logger } from "../observability/log.ts";
+import type { Metrics } from "../observability/metrics.ts";
 
 /** A worker that dies sooner than this after starting is crash-looping: wait before replacing it. */
 const MIN_UPTIME_MS = 5000;

@@ -1,6 +1,6 @@
 import { pino } from "pino";
 import type { Logger } from "pino";
-import type { LogConfig } from "./config/config.ts";
+import type { LogConfig } from "../config/config.ts";
 
 export type { Logger };
 
