@@ -1,3 +1,4 @@
+import { once } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createClient, createCluster, RESP_TYPES } from "redis";
 import type { RedisTarget } from "../config/config.ts";
@@ -30,6 +31,8 @@ export interface RedisConnection extends RedisScripting {
   /** What it points at, for logs: the URL or the seed list. */
   readonly target: string;
   readonly isReady: boolean;
+  /** True once connected (a cluster: its topology discovered), false if `timeoutMs` passes first; never rejects. */
+  whenReady(timeoutMs: number): Promise<boolean>;
   getBuffer(key: string): Promise<Buffer | null>;
   /** SET with an optional PX and NX; false when NX found the key taken. */
   set(
@@ -106,6 +109,8 @@ function connectSingle(url: string, log: TierLogger): RedisConnection {
     get isReady() {
       return client.isReady;
     },
+    whenReady: (timeoutMs) =>
+      client.isReady ? Promise.resolve(true) : withTimeout(once(client, "ready").then(() => true), timeoutMs),
     getBuffer: (key) => buffers.get(key),
     set: async (key, value, options = {}) => (await client.set(key, value, setOptionsOf(options))) === "OK",
     unlink: (keys) => (keys.length === 0 ? Promise.resolve(0) : client.unlink([...keys])),
@@ -159,6 +164,7 @@ function connectCluster(seeds: readonly string[], log: TierLogger): RedisConnect
     get isReady() {
       return cluster.isReady;
     },
+    whenReady: (timeoutMs) => withTimeout(connected, timeoutMs),
     getBuffer: (key) => buffers.get(key),
     set: async (key, value, setOptions = {}) => (await cluster.set(key, value, setOptionsOf(setOptions))) === "OK",
     unlink: (keys) => (keys.length === 0 ? Promise.resolve(0) : cluster.unlink([...keys])),
@@ -237,6 +243,17 @@ async function connectClusterUntilClosed(
     }
   }
   return false;
+}
+
+/** `promise`'s value, or false once `timeoutMs` has passed. */
+async function withTimeout(promise: Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+  try {
+    return await Promise.race([promise, timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function setOptionsOf(options: { readonly pxMs?: number; readonly isNx?: boolean }) {

@@ -14,7 +14,10 @@ import { RedisRateLimiter } from "../rate-limit/redis-store.ts";
 import type { RateLimiter } from "../rate-limit/redis-store.ts";
 import type { TokenBucketLimiter } from "../rate-limit/token-bucket.ts";
 
-/** How long startup waits for the pub/sub subscription before serving anyway (purges may be missed until then). */
+/**
+ * How long startup waits for Redis (connected, and the pub/sub subscription active) before serving anyway: until
+ * then requests miss the shared tier and purges may be missed.
+ */
 const SUBSCRIBE_WAIT_MS = 2000;
 
 type TierStat = "bytes" | "entries" | "maxBytes" | "evictions";
@@ -95,7 +98,11 @@ export async function createScaleOut(config: Config, log: Logger, now?: () => nu
       health: redisHealth,
       waitMs: config.cache.coalesceWaitMs,
     });
-    if (!(await bus.ready(SUBSCRIBE_WAIT_MS)))
+    const [isConnected, isSubscribed] = await Promise.all([
+      client.whenReady(SUBSCRIBE_WAIT_MS),
+      bus.ready(SUBSCRIBE_WAIT_MS),
+    ]);
+    if (!isConnected || !isSubscribed)
       tierLog.warn({ target: client.target }, "redis not reachable at start; serving without it until it is");
   }
   const tiers: LowerTier[] = [];

@@ -4,6 +4,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { createClient, createCluster } from "redis";
 import { freePort } from "./redis.ts";
 
 const run = promisify(execFile);
@@ -23,10 +24,11 @@ export interface TestRedisCluster {
 /**
  * Starts three `redis-server --cluster-enabled yes` on free ports, joins them with `redis-cli --cluster create` and
  * waits until every node reports `cluster_state:ok`. Throws (fails the test, never skips) without redis-server.
+ * `ports`: where to start them (a test that points a proxy at the cluster before it exists); default: free ones.
  */
-export async function startRedisCluster(): Promise<TestRedisCluster> {
+export async function startRedisCluster(ports: readonly number[] = []): Promise<TestRedisCluster> {
   const dir = await mkdtemp(join(tmpdir(), "imagika-redis-cluster-"));
-  const ports = [await freePort(), await freePort(), await freePort()];
+  if (ports.length === 0) ports = [await freePort(), await freePort(), await freePort()];
   const children: ChildProcess[] = [];
   const cli = async (port: number, ...args: string[]): Promise<string> => {
     const { stdout } = await run("redis-cli", ["-p", String(port), ...args], { timeout: 10_000 });
@@ -103,4 +105,80 @@ async function waitFor(check: () => Promise<boolean>, what: string): Promise<voi
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/**
+ * The shared Redis of a scale-out test, whichever kind it is: how instances are pointed at it and how a test looks
+ * inside it. On a cluster, instance `index` is given one seed node of its own (`index` mod 3), so that instances
+ * discover the cluster from different nodes and their pub/sub connections sit on different nodes.
+ */
+export interface SharedRedis {
+  readonly kind: "single" | "cluster";
+  settingsFor(index: number): { redisUrl: string } | { redisCluster: string[] };
+  /** Every key matching `pattern`, over every master. */
+  keys(pattern: string): Promise<string[]>;
+  get(key: string): Promise<string | null>;
+  /** PUBLISHes `messages` in one MULTI (one node), so they are sent back to back. */
+  publishAtOnce(channel: string, messages: readonly string[]): Promise<void>;
+  deletePrefix(prefix: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function sharedSingleRedis(url: string): Promise<SharedRedis> {
+  const client = createClient({ url, socket: { connectTimeout: 2000, reconnectStrategy: false } });
+  client.on("error", () => undefined);
+  await client.connect().catch((error: unknown) => {
+    throw new Error(`these tests need Redis at ${url} (start redis-server); got: ${String(error)}`, { cause: error });
+  });
+  const keys = async (pattern: string): Promise<string[]> => {
+    const found: string[] = [];
+    for await (const batch of client.scanIterator({ MATCH: pattern, COUNT: 500 })) found.push(...batch);
+    return found;
+  };
+  return {
+    kind: "single",
+    settingsFor: () => ({ redisUrl: url }),
+    keys,
+    get: (key) => client.get(key),
+    async publishAtOnce(channel, messages) {
+      const multi = client.multi();
+      for (const message of messages) multi.publish(channel, message);
+      await multi.exec();
+    },
+    async deletePrefix(prefix) {
+      const found = await keys(`${prefix}*`);
+      if (found.length > 0) await client.unlink(found);
+    },
+    close: () => client.close(),
+  };
+}
+
+export async function sharedRedisCluster(cluster: TestRedisCluster): Promise<SharedRedis> {
+  const client = createCluster({ rootNodes: cluster.urls.map((url) => ({ url })) });
+  client.on("error", () => undefined);
+  await client.connect();
+  const keys = async (pattern: string): Promise<string[]> => {
+    const found: string[] = [];
+    for (const master of client.masters) {
+      const node = await client.nodeClient(master);
+      for await (const batch of node.scanIterator({ MATCH: pattern, COUNT: 500 })) found.push(...batch);
+    }
+    return found;
+  };
+  return {
+    kind: "cluster",
+    settingsFor: (index) => ({ redisCluster: [cluster.urls[index % cluster.urls.length]!] }),
+    keys,
+    get: (key) => client.get(key),
+    async publishAtOnce(channel, messages) {
+      const node = await client.nodeClient(client.masters[0]!);
+      const multi = node.multi();
+      for (const message of messages) multi.publish(channel, message);
+      await multi.exec();
+    },
+    async deletePrefix(prefix) {
+      await Promise.all((await keys(`${prefix}*`)).map((key) => client.unlink(key)));
+    },
+    close: () => client.close(),
+  };
 }

@@ -6,19 +6,21 @@ import type { App } from "../../src/app.ts";
 import { imageFacts, makeJpeg } from "../helpers/images.ts";
 import { startProxy } from "../helpers/proxy.ts";
 import type { ProxyOverrides } from "../helpers/proxy.ts";
-import { connectRedis, deletePrefix, startPrivateRedis, SHARED_REDIS_URL, uniquePrefix } from "../helpers/redis.ts";
+import { connectRedis, freePort, startPrivateRedis, SHARED_REDIS_URL, uniquePrefix } from "../helpers/redis.ts";
 import type { PrivateRedis, TestRedisClient } from "../helpers/redis.ts";
+import { sharedRedisCluster, sharedSingleRedis, startRedisCluster } from "../helpers/redis-cluster.ts";
+import type { SharedRedis, TestRedisCluster } from "../helpers/redis-cluster.ts";
 import { bytesRoute, startTestOrigin } from "../helpers/test-origin.ts";
 import type { Route, TestOrigin } from "../helpers/test-origin.ts";
 
 /**
  * Three in-process proxies sharing one Redis are three independent instances: separate memory caches, coalescers,
- * transformers and token buckets; only Redis (and a disk directory where a test says so) is common.
+ * transformers and token buckets; only Redis (and a disk directory where a test says so) is common. The scale-out
+ * scenarios run twice: on the one Redis every machine runs, and on a 3-master Redis Cluster of the file's own.
  */
 let redis: TestRedisClient;
 let origin: TestOrigin;
 let jpeg: Buffer;
-const prefixes: string[] = [];
 const apps: App[] = [];
 const dirs: string[] = [];
 
@@ -31,22 +33,9 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all(apps.map((app) => app.close()));
   await origin.close();
-  for (const prefix of prefixes) await deletePrefix(redis, prefix);
   await redis.close();
   await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
 });
-
-async function cluster(count: number, overrides: Partial<ProxyOverrides> = {}): Promise<App[]> {
-  const prefix = uniquePrefix();
-  prefixes.push(prefix);
-  const started = await Promise.all(
-    Array.from({ length: count }, () =>
-      startProxy({ origin: origin.url, redisUrl: SHARED_REDIS_URL, redisKeyPrefix: prefix, ...overrides }),
-    ),
-  );
-  apps.push(...started);
-  return started;
-}
 
 /** A path only this test uses, served by the origin after `delayMs`. */
 function servedImage(name: string, delayMs = 0): string {
@@ -75,7 +64,45 @@ async function eventually(check: () => Promise<boolean>, attempts = 250): Promis
   throw new Error("condition not reached");
 }
 
-describe("scale-out over Redis", () => {
+describe.each(["single", "cluster"] as const)("scale-out over Redis (%s)", (kind) => {
+  let shared: SharedRedis;
+  let redisCluster: TestRedisCluster | undefined;
+  const prefixes: string[] = [];
+  const mine: App[] = [];
+  // An origin of the block's own: the blocks use the same paths and count the origin's requests for them.
+  let origin: TestOrigin;
+  const servedImage = (name: string, delayMs = 0): string => {
+    origin.set(`/${name}`, bytesRoute(jpeg, "image/jpeg", delayMs));
+    return name;
+  };
+
+  beforeAll(async () => {
+    origin = await startTestOrigin();
+    if (kind === "single") shared = await sharedSingleRedis(SHARED_REDIS_URL);
+    else shared = await sharedRedisCluster((redisCluster = await startRedisCluster()));
+  }, 60_000);
+
+  afterAll(async () => {
+    await Promise.all(mine.map((app) => app.close()));
+    await origin.close();
+    for (const prefix of prefixes) await shared.deletePrefix(prefix);
+    await shared.close();
+    await redisCluster?.stop();
+  });
+
+  /** `count` instances on this block's Redis under a new key prefix. */
+  async function cluster(count: number, overrides: Partial<ProxyOverrides> = {}): Promise<App[]> {
+    const prefix = uniquePrefix();
+    prefixes.push(prefix);
+    const started = await Promise.all(
+      Array.from({ length: count }, (_, index) =>
+        startProxy({ origin: origin.url, ...shared.settingsFor(index), redisKeyPrefix: prefix, ...overrides }),
+      ),
+    );
+    mine.push(...started);
+    return started;
+  }
+
   it("serves a variant produced by instance A as a hit on B without touching the origin", async () => {
     const [a, b] = await cluster(2);
     const path = servedImage("shared.jpg");
@@ -182,8 +209,7 @@ describe("scale-out over Redis", () => {
     expect(b!.variants.keys()[0]).toMatch(/^v:kept\.jpg\?/);
     expect(b!.originals.keys()).toEqual(["o:kept.jpg"]);
     expect((await statsOf(b!)).tiers.disk!.entries).toBe(2);
-    const left: string[] = [];
-    for await (const keys of redis.scanIterator({ MATCH: `${prefix}c:*`, COUNT: 100 })) left.push(...keys);
+    const left = await shared.keys(`${prefix}c:*`);
     expect(left.map((key) => key.slice(prefix.length)).sort()).toEqual([
       "c:o:kept.jpg",
       expect.stringMatching(/^c:v:kept\.jpg\?/) as string,
@@ -234,7 +260,7 @@ describe("scale-out over Redis", () => {
       const again = await get(app, "fence/held.jpg?w=80");
       expect(await imageFacts(again.body)).toMatchObject({ width: 80, height: 80 });
     }
-    const stored = await redis.get(`${prefix}c:o:fence/held.jpg`);
+    const stored = await shared.get(`${prefix}c:o:fence/held.jpg`);
     expect(stored).not.toBeNull();
     expect(b!.originals.get("o:fence/held.jpg")?.body.equals(old)).not.toBe(true);
   });
@@ -246,18 +272,40 @@ describe("scale-out over Redis", () => {
     expect((await get(app!, `${path}?w=90`)).status).toBe(200);
     expect(app!.variants.stats().entries).toBe(1);
     const purge = JSON.stringify({ from: "another-instance", message: { type: "purge", path } });
-    // One MULTI: Redis sends the four messages back to back, so the subscriber decodes them from one read.
-    await redis
-      .multi()
-      .publish(`${prefix}events`, "null")
-      .publish(`${prefix}events`, "{}")
-      .publish(`${prefix}events`, "\u0000garbage{")
-      .publish(`${prefix}events`, purge)
-      .exec();
+    // One MULTI: Redis sends the four messages back to back, so the subscriber decodes them from one read (on a
+    // cluster, from whichever node its subscription is on).
+    await shared.publishAtOnce(`${prefix}events`, ["null", "{}", "\u0000garbage{", purge]);
     await eventually(() =>
       Promise.resolve(app!.variants.stats().entries === 0 && app!.originals.stats().entries === 0),
     );
   });
+
+  it.runIf(kind === "cluster")(
+    "spreads entries over every master, and a purge of everything finds them on each",
+    async () => {
+      const [a, b] = await cluster(2, { adminToken: "secret" });
+      const prefix = prefixes.at(-1)!; // cluster() just pushed it
+      const path = servedImage("spread.jpg");
+      for (let width = 40; width < 70; width++) expect((await get(b!, `${path}?w=${width}`)).status).toBe(200);
+      // 31 keys (the original and 30 variants), no hash tags: all on two of three masters would be a 3 x (2/3)^31 chance.
+      const perMaster = await Promise.all(
+        redisCluster!.ports.map(
+          async (port) =>
+            (await redisCluster!.cli(port, "--scan", "--pattern", `${prefix}c:*`)).split("\n").filter(Boolean).length,
+        ),
+      );
+      expect(perMaster.reduce((sum, count) => sum + count, 0)).toBe(31);
+      expect(perMaster.every((count) => count > 0)).toBe(true);
+      const purge = await fetch(`${a!.url}/api/cache`, {
+        method: "DELETE",
+        headers: { authorization: "Bearer secret" },
+      });
+      expect(purge.status).toBe(200);
+      expect(await shared.keys(`${prefix}c:*`)).toEqual([]);
+      await eventually(() => Promise.resolve(b!.variants.stats().entries === 0));
+      expect((await get(b!, `${path}?w=40`)).cache).toBe("MISS");
+    },
+  );
 });
 
 describe("tiers when things break", () => {
@@ -309,6 +357,34 @@ describe("tiers when things break", () => {
     for await (const keys of client.scanIterator({ MATCH: `${prefix}c:v:*`, COUNT: 100 })) stored += keys.length;
     expect(stored).toBeGreaterThan(0);
     await client.close();
+  });
+
+  it("starts with its Redis Cluster down, serves without it, and joins it when it comes up", async () => {
+    const ports = [await freePort(), await freePort(), await freePort()];
+    const prefix = uniquePrefix();
+    const app = await startProxy({
+      origin: origin.url,
+      redisCluster: ports.map((port) => `redis://127.0.0.1:${port}`),
+      redisKeyPrefix: prefix,
+    });
+    apps.push(app);
+    const path = servedImage("cluster-late.jpg");
+    expect((await get(app, `${path}?w=50`)).status).toBe(200);
+    const redisCluster = await startRedisCluster(ports);
+    try {
+      let width = 51;
+      await eventually(async () => {
+        expect((await get(app, `${path}?w=${width++}`)).status).toBe(200);
+        const tier = (await statsOf(app)).tiers.redis!;
+        return tier.isHealthy === true && Number(tier.writes) > 0;
+      }, 600);
+      const shared = await sharedRedisCluster(redisCluster);
+      expect((await shared.keys(`${prefix}c:v:*`)).length).toBeGreaterThan(0);
+      await shared.close();
+    } finally {
+      await app.close();
+      await redisCluster.stop();
+    }
   });
 
   it("detects a corrupted disk entry, never serves it, and fetches the original again", async () => {

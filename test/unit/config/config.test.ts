@@ -73,6 +73,44 @@ describe("loadConfig", () => {
   });
 });
 
+describe("redis settings", () => {
+  it("points at nothing, one Redis, or a Redis Cluster's seeds", () => {
+    expect(loadConfig({}, []).redis).toEqual({ target: undefined, keyPrefix: "imagika:" });
+    expect(loadConfig({}, ["--redis-url", "redis://cache:6379"]).redis.target).toEqual({
+      kind: "single",
+      url: "redis://cache:6379",
+    });
+    const seeds = "redis://a:7000, redis://b:7001/0,redis://c:7002/";
+    expect(loadConfig({ IMAGIKA_REDIS_CLUSTER: seeds }, []).redis.target).toEqual({
+      kind: "cluster",
+      seeds: ["redis://a:7000", "redis://b:7001/0", "redis://c:7002/"],
+    });
+  });
+
+  it.each([
+    ["not a URL", "cache:7000"],
+    ["another scheme", "http://a:7000"],
+    ["a database other than 0 (a cluster has only 0)", "redis://a:7000/2"],
+    ["a query", "redis://a:7000?db=1"],
+    ["seeds with different logins", "redis://u:p@a:7000,redis://a:7001"],
+    ["seeds with different schemes", "rediss://a:7000,redis://b:7001"],
+  ])("refuses --redis-cluster with %s", (_what, value) => {
+    expect(() => loadConfig({}, ["--redis-cluster", value])).toThrow(/--redis-cluster.*Redis Cluster nodes/);
+  });
+
+  it("refuses --redis-url and --redis-cluster together, and a hash tag in a cluster's key prefix", () => {
+    expect(() => loadConfig({}, ["--redis-url", "redis://a:6379", "--redis-cluster", "redis://b:7000"])).toThrow(
+      /set one of them/,
+    );
+    expect(() => loadConfig({}, ["--redis-cluster", "redis://b:7000", "--redis-key-prefix", "{img}:"])).toThrow(
+      /every key would land in one slot/,
+    );
+    expect(loadConfig({}, ["--redis-url", "redis://a:6379", "--redis-key-prefix", "{img}:"]).redis.keyPrefix).toBe(
+      "{img}:",
+    );
+  });
+});
+
 describe("image option settings", () => {
   const dir = mkdtempSync(join(tmpdir(), "imagika-presets-"));
   const file = (name: string, text: string): string => {
