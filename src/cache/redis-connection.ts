@@ -110,7 +110,12 @@ function connectSingle(url: string, log: TierLogger): RedisConnection {
       return client.isReady;
     },
     whenReady: (timeoutMs) =>
-      client.isReady ? Promise.resolve(true) : withTimeout(once(client, "ready").then(() => true), timeoutMs),
+      client.isReady
+        ? Promise.resolve(true)
+        : withTimeout(
+            once(client, "ready").then(() => true),
+            timeoutMs,
+          ),
     getBuffer: (key) => buffers.get(key),
     set: async (key, value, options = {}) => (await client.set(key, value, setOptionsOf(options))) === "OK",
     unlink: (keys) => (keys.length === 0 ? Promise.resolve(0) : client.unlink([...keys])),
