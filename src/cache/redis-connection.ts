@@ -1,4 +1,3 @@
-import { once } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createClient, createCluster, RESP_TYPES } from "redis";
 import type { RedisTarget } from "../config/config.ts";
@@ -109,13 +108,15 @@ function connectSingle(url: string, log: TierLogger): RedisConnection {
     get isReady() {
       return client.isReady;
     },
-    whenReady: (timeoutMs) =>
-      client.isReady
-        ? Promise.resolve(true)
-        : withTimeout(
-            once(client, "ready").then(() => true),
-            timeoutMs,
-          ),
+    async whenReady(timeoutMs) {
+      if (client.isReady) return true;
+      // Not events.once: it rejects on the "error" events a connection that is still trying emits.
+      let onReady: (() => void) | undefined;
+      const ready = new Promise<boolean>((resolve) => client.once("ready", (onReady = () => resolve(true))));
+      const isReady = await withTimeout(ready, timeoutMs);
+      if (onReady) client.off("ready", onReady);
+      return isReady;
+    },
     getBuffer: (key) => buffers.get(key),
     set: async (key, value, options = {}) => (await client.set(key, value, setOptionsOf(options))) === "OK",
     unlink: (keys) => (keys.length === 0 ? Promise.resolve(0) : client.unlink([...keys])),
