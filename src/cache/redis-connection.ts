@@ -117,30 +117,15 @@ function connectSingle(url: string, log: TierLogger): RedisConnection {
       if (onReady) client.off("ready", onReady);
       return isReady;
     },
-    getBuffer: (key) => buffers.get(key),
-    set: async (key, value, options = {}) => (await client.set(key, value, setOptionsOf(options))) === "OK",
-    unlink: (keys) => (keys.length === 0 ? Promise.resolve(0) : client.unlink([...keys])),
+    ...commandsOf(client, buffers, untimed),
     scanKeys: (pattern) => client.scanIterator({ MATCH: pattern, COUNT: 500 }),
-    publish: async (channel, message) => void (await client.publish(channel, message)),
-    eval: (script, call) => client.eval(script, call),
-    evalSha: (sha1, call) => client.evalSha(sha1, call),
-    untimed: {
-      eval: (script, call) => untimed.eval(script, call),
-      evalSha: (sha1, call) => untimed.evalSha(sha1, call),
-    },
-    async subscribe(channel, listener) {
+    subscribe(channel, listener) {
       // The subscriber keeps node-redis's offline queue, so SUBSCRIBE waits for the first connection.
       const subscriber = client.duplicate({ disableOfflineQueue: false });
       subscribers.push(subscriber);
       subscriber.on("error", () => undefined); // the main connection logs outages
       subscriber.connect().catch(() => undefined);
-      return subscriber.subscribe(channel, listener).then(
-        () => true,
-        (error: unknown) => {
-          log.warn({ err: String(error) }, "redis: subscribe failed");
-          return false;
-        },
-      );
+      return subscribed(subscriber.subscribe(channel, listener), log);
     },
     async close() {
       await Promise.all([...subscribers, client].map(closeClient));
@@ -171,21 +156,12 @@ function connectCluster(seeds: readonly string[], log: TierLogger): RedisConnect
       return cluster.isReady;
     },
     whenReady: (timeoutMs) => withTimeout(connected, timeoutMs),
-    getBuffer: (key) => buffers.get(key),
-    set: async (key, value, setOptions = {}) => (await cluster.set(key, value, setOptionsOf(setOptions))) === "OK",
-    unlink: (keys) => (keys.length === 0 ? Promise.resolve(0) : cluster.unlink([...keys])),
+    ...commandsOf(cluster, buffers, untimed),
     async *scanKeys(pattern) {
       for (const master of cluster.masters) {
         const node = await cluster.nodeClient(master);
         yield* node.scanIterator({ MATCH: pattern, COUNT: 500 });
       }
-    },
-    publish: async (channel, message) => void (await cluster.publish(channel, message)),
-    eval: (script, call) => cluster.eval(script, call),
-    evalSha: (sha1, call) => cluster.evalSha(sha1, call),
-    untimed: {
-      eval: (script, call) => untimed.eval(script, call),
-      evalSha: (sha1, call) => untimed.evalSha(sha1, call),
     },
     async subscribe(channel, listener) {
       // The cluster client keeps its own pub/sub connection to one node and moves it when that node goes away.
@@ -194,13 +170,7 @@ function connectCluster(seeds: readonly string[], log: TierLogger): RedisConnect
       subscriber.on("error", () => undefined); // the main connection logs outages
       subscriber.on("node-error", () => undefined);
       if (!(await connectClusterUntilClosed(subscriber, closing.signal))) return false;
-      return subscriber.subscribe(channel, listener).then(
-        () => true,
-        (error: unknown) => {
-          log.warn({ err: String(error) }, "redis: subscribe failed");
-          return false;
-        },
-      );
+      return subscribed(subscriber.subscribe(channel, listener), log);
     },
     async close() {
       closing.abort();
@@ -208,6 +178,44 @@ function connectCluster(seeds: readonly string[], log: TierLogger): RedisConnect
       await Promise.all([...subscribers, cluster].map(closeClient));
     },
   };
+}
+
+/** The commands a single client and a cluster client both have, with the same node-redis signatures. */
+interface NodeRedisCommands extends RedisScripting {
+  set(key: string, value: string | Buffer, options: ReturnType<typeof setOptionsOf>): Promise<string | null>;
+  unlink(keys: string[]): Promise<number>;
+  publish(channel: string, message: string): Promise<number>;
+}
+
+/** The part of a RedisConnection that is the same over one Redis and a cluster. */
+function commandsOf(
+  client: NodeRedisCommands,
+  buffers: { get(key: string): Promise<Buffer | null> },
+  untimed: RedisScripting,
+): Pick<RedisConnection, "getBuffer" | "set" | "unlink" | "publish" | "eval" | "evalSha" | "untimed"> {
+  return {
+    getBuffer: (key) => buffers.get(key),
+    set: async (key, value, options = {}) => (await client.set(key, value, setOptionsOf(options))) === "OK",
+    unlink: (keys) => (keys.length === 0 ? Promise.resolve(0) : client.unlink([...keys])),
+    publish: async (channel, message) => void (await client.publish(channel, message)),
+    eval: (script, call) => client.eval(script, call),
+    evalSha: (sha1, call) => client.evalSha(sha1, call),
+    untimed: {
+      eval: (script, call) => untimed.eval(script, call),
+      evalSha: (sha1, call) => untimed.evalSha(sha1, call),
+    },
+  };
+}
+
+/** True once SUBSCRIBE is acknowledged; false (logged) if it failed. */
+function subscribed(subscribing: Promise<void>, log: TierLogger): Promise<boolean> {
+  return subscribing.then(
+    () => true,
+    (error: unknown) => {
+      log.warn({ err: String(error) }, "redis: subscribe failed");
+      return false;
+    },
+  );
 }
 
 /**

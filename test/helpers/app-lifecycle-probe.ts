@@ -11,7 +11,7 @@
  * A process of its own: the counts must not mix with the test runner's resources, and --expose-gc is needed.
  */
 import { createHook } from "node:async_hooks";
-import { readdirSync } from "node:fs";
+import { readdirSync, readlinkSync } from "node:fs";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import type { AddressInfo, Server } from "node:net";
@@ -87,7 +87,17 @@ const SCENARIOS: Record<string, Partial<ProxySettings>> = {
 const running = new Map<number, { type: string; stack: string }>();
 /** Waits without the wait's own timer counting as left running (Number(timer) is its async id). */
 const pause = (ms: number): Promise<void> => new Promise((resolve) => running.delete(Number(setTimeout(resolve, ms))));
-const openFds = (): number => readdirSync("/proc/self/fd").length;
+const openFds = (): Map<string, string> => {
+  const fds = new Map<string, string>();
+  for (const fd of readdirSync("/proc/self/fd")) {
+    try {
+      fds.set(fd, readlinkSync(`/proc/self/fd/${fd}`));
+    } catch {
+      /* the directory's own fd, closed by now */
+    }
+  }
+  return fds;
+};
 
 await startAndStop({}); // warm-up: module-level singletons (the llhttp instance, sharp) are made once per process
 await pause(300); // the warm-up's sockets finish closing
@@ -126,7 +136,9 @@ console.log(
     outcomes,
     running: [...running.values()].map(({ type, stack }) => `${type} at ${stack}`),
     reachable: clocks.slice(1).filter((clock) => clock.deref() !== undefined).length,
-    openedFds: openFds() - fdsBefore,
+    openedFds: [...openFds()]
+      .filter(([fd, target]) => fdsBefore.get(fd) !== target)
+      .map(([fd, target]) => `${fd} → ${target}`),
   }),
 );
 await origin.close();
