@@ -70,10 +70,15 @@ export function loadSettings<S extends SettingTable>(
     }
     const result = spec.parse(raw);
     if (result.ok) values[key] = result.value;
-    else problems.push(`${source}: expected ${result.expected}, got '${raw}'`);
+    else problems.push(`${source}: expected ${result.expected}, got '${withoutUrlPasswords(raw)}'`);
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return { values: values as SettingValues<S>, positionals };
+}
+
+/** The value as an error may echo it: the password of any URL in it (redis://user:secret@host) masked. */
+function withoutUrlPasswords(raw: string): string {
+  return raw.replace(/(\/\/[^/:@\s]*:)[^@/\s]*@/g, "$1***@");
 }
 
 /**

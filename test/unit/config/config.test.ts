@@ -98,6 +98,12 @@ describe("redis settings", () => {
     expect(() => loadConfig({}, ["--redis-cluster", value])).toThrow(/--redis-cluster.*Redis Cluster nodes/);
   });
 
+  it("never echoes a password of a URL it refuses", () => {
+    const refuse = (): unknown => loadConfig({}, ["--redis-cluster", "redis://imagika:s3cret@a:7000/5"]);
+    expect(refuse).toThrow(/got 'redis:\/\/imagika:\*\*\*@a:7000\/5'/);
+    expect(refuse).not.toThrow(/s3cret/);
+  });
+
   it("refuses --redis-url and --redis-cluster together, and a hash tag in a cluster's key prefix", () => {
     expect(() => loadConfig({}, ["--redis-url", "redis://a:6379", "--redis-cluster", "redis://b:7000"])).toThrow(
       /set one of them/,
