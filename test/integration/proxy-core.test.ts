@@ -5,7 +5,7 @@ import { connect } from "node:net";
 import { request as httpRequest } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { App } from "../../src/app.ts";
-import { etagOf } from "../../src/proxy/image-proxy.ts";
+import { etagOf } from "../../src/proxy/originals.ts";
 import { imageFacts, makeJpeg, makePng, sha256 } from "../helpers/images.ts";
 import { startProxy } from "../helpers/proxy.ts";
 import { bytesRoute, startTestOrigin } from "../helpers/test-origin.ts";
