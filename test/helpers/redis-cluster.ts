@@ -9,7 +9,7 @@ import { freePort } from "./redis.ts";
 
 const run = promisify(execFile);
 
-/** A Redis Cluster of this test's own: three masters on free ports, no replicas, nothing persisted. */
+/** A Redis Cluster of this test's own: three masters on free ports (and a replica each if asked), nothing persisted. */
 export interface TestRedisCluster {
   /** `redis://127.0.0.1:<port>` of each master, in start order. */
   readonly urls: readonly string[];
@@ -18,6 +18,8 @@ export interface TestRedisCluster {
   cli(port: number, ...args: string[]): Promise<string>;
   /** Keys held by each master (DBSIZE), in port order. */
   keyCounts(): Promise<number[]>;
+  /** Kills one node (SIGKILL: a crash) and waits for it to exit. */
+  kill(port: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -25,24 +27,29 @@ export interface TestRedisCluster {
  * Starts three `redis-server --cluster-enabled yes` on free ports, joins them with `redis-cli --cluster create` and
  * waits until every node reports `cluster_state:ok`. Throws (fails the test, never skips) without redis-server.
  * `ports`: where to start them (a test that points a proxy at the cluster before it exists); default: free ones.
+ * `replicas`: 1 starts six nodes, three masters and a replica of each (for failover tests).
  */
-export async function startRedisCluster(ports: readonly number[] = []): Promise<TestRedisCluster> {
+export async function startRedisCluster(
+  ports: readonly number[] = [],
+  options: { readonly replicas?: 0 | 1 } = {},
+): Promise<TestRedisCluster> {
   const dir = await mkdtemp(join(tmpdir(), "imagika-redis-cluster-"));
-  if (ports.length === 0) ports = [await freePort(), await freePort(), await freePort()];
+  const replicas = options.replicas ?? 0;
+  if (ports.length === 0) ports = await Promise.all(Array.from({ length: 3 * (1 + replicas) }, () => freePort()));
   const children: ChildProcess[] = [];
+  const byPort = new Map<number, ChildProcess>();
+  const killChild = async (child: ChildProcess): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGKILL");
+    await exited;
+  };
   const cli = async (port: number, ...args: string[]): Promise<string> => {
     const { stdout } = await run("redis-cli", ["-p", String(port), ...args], { timeout: 10_000 });
     return stdout.trim();
   };
   const stop = async (): Promise<void> => {
-    await Promise.all(
-      children.map(async (child) => {
-        if (child.exitCode !== null || child.signalCode !== null) return;
-        const exited = new Promise((resolve) => child.once("exit", resolve));
-        child.kill("SIGKILL");
-        await exited;
-      }),
-    );
+    await Promise.all(children.map(killChild));
     await rm(dir, { recursive: true, force: true });
   };
   try {
@@ -70,11 +77,19 @@ export async function startRedisCluster(ports: readonly number[] = []): Promise<
         { stdio: "ignore" },
       );
       children.push(child);
+      byPort.set(port, child);
     }
     for (const port of ports) await waitFor(async () => (await cli(port, "PING")) === "PONG", `node ${port} up`);
     await run(
       "redis-cli",
-      ["--cluster", "create", ...ports.map((port) => `127.0.0.1:${port}`), "--cluster-replicas", "0", "--cluster-yes"],
+      [
+        "--cluster",
+        "create",
+        ...ports.map((port) => `127.0.0.1:${port}`),
+        "--cluster-replicas",
+        String(replicas),
+        "--cluster-yes",
+      ],
       { timeout: 30_000 },
     );
     for (const port of ports) {
@@ -91,6 +106,10 @@ export async function startRedisCluster(ports: readonly number[] = []): Promise<
     ports,
     cli,
     keyCounts: () => Promise.all(ports.map(async (port) => Number(await cli(port, "DBSIZE")))),
+    kill: async (port) => {
+      const child = byPort.get(port);
+      if (child) await killChild(child);
+    },
     stop,
   };
 }

@@ -387,6 +387,58 @@ describe("tiers when things break", () => {
     }
   });
 
+  it("rides out a cluster master's crash: its replica takes over, and every entry it held is still served", async () => {
+    const redisCluster = await startRedisCluster([], { replicas: 1 });
+    const prefix = uniquePrefix();
+    const settings = { origin: origin.url, redisCluster: [...redisCluster.urls], redisKeyPrefix: prefix };
+    const a = await startProxy(settings);
+    let b: App | undefined;
+    try {
+      const path = servedImage("failover.jpg");
+      const widths = Array.from({ length: 30 }, (_, i) => 40 + i);
+      for (const width of widths) expect((await get(a, `${path}?w=${width}`)).status).toBe(200);
+      const roles = await Promise.all(redisCluster.ports.map((port) => redisCluster.cli(port, "ROLE")));
+      const masters = redisCluster.ports.filter((_, i) => roles[i]!.startsWith("master"));
+      expect(masters).toHaveLength(3);
+      const victim = masters[0]!;
+      expect(Number(await redisCluster.cli(victim, "DBSIZE"))).toBeGreaterThan(0); // 31 keys over 3: it holds some
+      // Replication is asynchronous: wait until the replica has everything the victim has written.
+      await eventually(async () => {
+        const info = await redisCluster.cli(victim, "INFO", "replication");
+        const offset = /master_repl_offset:(\d+)/.exec(info)?.[1];
+        return offset !== undefined && new RegExp(`slave0:.*offset=${offset},`).test(info);
+      });
+      await redisCluster.kill(victim);
+      const alive = redisCluster.ports.filter((port) => port !== victim);
+      await eventually(async () => {
+        const states = await Promise.all(alive.map((port) => redisCluster.cli(port, "CLUSTER", "INFO")));
+        const newRoles = await Promise.all(alive.map((port) => redisCluster.cli(port, "ROLE")));
+        return (
+          states.every((state) => state.includes("cluster_state:ok")) &&
+          newRoles.filter((role) => role.startsWith("master")).length === 3
+        );
+      }, 750);
+
+      // A keeps serving throughout and its Redis tier recovers: new entries are written again.
+      const writesBefore = Number((await statsOf(a)).tiers.redis!.writes);
+      let width = 100;
+      await eventually(async () => {
+        expect((await get(a, `${path}?w=${width++}`)).status).toBe(200);
+        const tier = (await statsOf(a)).tiers.redis!;
+        return tier.isHealthy === true && Number(tier.writes) > writesBefore;
+      }, 600);
+      // A new instance (empty memory) finds every entry written before the crash, the promoted replica's included.
+      b = await startProxy(settings);
+      const fetched = origin.count(`/${path}`);
+      const answers = await Promise.all(widths.map((w) => get(b!, `${path}?w=${w}`)));
+      expect(answers.map((answer) => answer.cache)).toEqual(widths.map(() => "HIT"));
+      expect(origin.count(`/${path}`)).toBe(fetched);
+    } finally {
+      await Promise.all([a.close(), b?.close()]);
+      await redisCluster.stop();
+    }
+  }, 60_000);
+
   it("detects a corrupted disk entry, never serves it, and fetches the original again", async () => {
     const dir = await mkdtemp(join(tmpdir(), "imagika-corrupt-"));
     dirs.push(dir);
