@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { withTimeout } from "./redis-connection.ts";
 import type { RedisConnection } from "./redis-connection.ts";
 import type { TierHealth, TierLogger } from "./tier-health.ts";
 
@@ -119,12 +120,8 @@ export class ClusterBus {
    * True once SUBSCRIBE is active, false if `timeoutMs` passes first (tests and startup ordering); never rejects.
    * (PUBSUB NUMSUB cannot tell: on a cluster it counts only the subscribers of the node it asks.)
    */
-  async ready(timeoutMs: number): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
-    const isReady = await Promise.race([this.#subscribed, timedOut]);
-    clearTimeout(timer);
-    return isReady;
+  ready(timeoutMs: number): Promise<boolean> {
+    return withTimeout(this.#subscribed, timeoutMs);
   }
 
   on(handler: (message: ClusterMessage, isOwn: boolean) => void): void {

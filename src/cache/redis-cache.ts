@@ -117,8 +117,8 @@ export class RedisCache {
   }
 
   /**
-   * Deletes what `scope` names (SCAN of every master, so O(keys in Redis): admin purges only). The glob narrows the scan; the key
-   * matcher decides, since a glob cannot tell `v:q?<options>` from `v:q?x.jpg?<options>`.
+   * Deletes what `scope` names (SCAN of every master, so O(keys in Redis): admin purges only). The glob narrows the
+   * scan; the key matcher decides, since a glob cannot tell `v:q?<options>` from `v:q?x.jpg?<options>`.
    */
   async purge(scope: PurgeScope): Promise<number> {
     const prefix = escapeGlob(this.#prefix);

@@ -260,7 +260,7 @@ async function connectClusterUntilClosed(
 }
 
 /** `promise`'s value, or false once `timeoutMs` has passed. */
-async function withTimeout(promise: Promise<boolean>, timeoutMs: number): Promise<boolean> {
+export async function withTimeout(promise: Promise<boolean>, timeoutMs: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
   try {

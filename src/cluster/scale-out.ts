@@ -18,7 +18,7 @@ import type { TokenBucketLimiter } from "../rate-limit/token-bucket.ts";
  * How long startup waits for Redis (connected, and the pub/sub subscription active) before serving anyway: until
  * then requests miss the shared tier and purges may be missed.
  */
-const SUBSCRIBE_WAIT_MS = 2000;
+const REDIS_START_WAIT_MS = 2000;
 
 type TierStat = "bytes" | "entries" | "maxBytes" | "evictions";
 
@@ -99,8 +99,8 @@ export async function createScaleOut(config: Config, log: Logger, now?: () => nu
       waitMs: config.cache.coalesceWaitMs,
     });
     const [isConnected, isSubscribed] = await Promise.all([
-      client.whenReady(SUBSCRIBE_WAIT_MS),
-      bus.ready(SUBSCRIBE_WAIT_MS),
+      client.whenReady(REDIS_START_WAIT_MS),
+      bus.ready(REDIS_START_WAIT_MS),
     ]);
     if (!isConnected || !isSubscribed)
       tierLog.warn({ target: client.target }, "redis not reachable at start; serving without it until it is");
