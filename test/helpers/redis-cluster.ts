@@ -1,6 +1,6 @@
 import { execFile, spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -54,6 +54,11 @@ export async function startRedisCluster(
   };
   try {
     for (const port of ports) {
+      // A directory per node: a replica's full sync renames the RDB it received to dump.rdb in its --dir and then
+      // loads it, so nodes sharing a directory could load another master's snapshot (seen: a replica in sync by
+      // offset holding its neighbour's keys, and a failover that lost a third of the entries).
+      const nodeDir = join(dir, String(port));
+      await mkdir(nodeDir);
       const child = spawn(
         "redis-server",
         [
@@ -64,11 +69,11 @@ export async function startRedisCluster(
           "--cluster-enabled",
           "yes",
           "--cluster-config-file",
-          join(dir, `nodes-${port}.conf`),
+          join(nodeDir, "nodes.conf"),
           "--cluster-node-timeout",
           "2000",
           "--dir",
-          dir,
+          nodeDir,
           "--save",
           "",
           "--appendonly",

@@ -408,6 +408,12 @@ describe("tiers when things break", () => {
         const offset = /master_repl_offset:(\d+)/.exec(info)?.[1];
         return offset !== undefined && new RegExp(`slave0:.*offset=${offset},`).test(info);
       });
+      // ...and holds the same keys (the harness once let a replica load another master's snapshot).
+      const replica = Number(
+        /slave0:ip=[^,]*,port=(\d+)/.exec(await redisCluster.cli(victim, "INFO", "replication"))?.[1],
+      );
+      const keysOf = async (port: number) => (await redisCluster.cli(port, "KEYS", "*")).split("\n").sort();
+      expect(await keysOf(replica)).toEqual(await keysOf(victim));
       await redisCluster.kill(victim);
       const alive = redisCluster.ports.filter((port) => port !== victim);
       await eventually(async () => {
