@@ -241,32 +241,55 @@ function withoutPassword(seed: string): string {
 }
 
 /**
- * A cluster client's `connect()` gives up when no seed answers (it has no topology to retry with), unlike a single
- * client's: retry it with the same backoff until it succeeds or the connection is closed. True once connected.
+ * Longest one discovery of a cluster's topology may take before it starts over. A healthy one takes a few round trips
+ * (~5 ms on loopback); node connections time out after 1 s (connectTimeout), so 3 s is never a slow but working one.
+ */
+const CLUSTER_CONNECT_ATTEMPT_MS = 3000;
+
+/**
+ * Connects a cluster client, retried with the same backoff until it succeeds or the connection is closed; true once
+ * connected. Two ways node-redis's `connect()` fails to get there by itself: it gives up when no seed answers (it has
+ * no topology to retry with), and it waits for a connection to every master the seed named, retrying a dead one for
+ * ever. The second holds a proxy that starts while a master is down (the other nodes still name it until its replica
+ * takes over) off the cluster after the failover too (seen: still not connected 20 s later), so an attempt that takes
+ * longer than CLUSTER_CONNECT_ATTEMPT_MS is abandoned and discovery starts over from a fresh view of the topology.
  */
 async function connectClusterUntilClosed(
-  cluster: { connect(): Promise<unknown> },
+  cluster: { connect(): Promise<unknown>; destroy(): void; readonly isOpen: boolean },
   closed: AbortSignal,
 ): Promise<boolean> {
   for (let retries = 0; !closed.aborted; retries++) {
-    try {
-      await cluster.connect();
-      return true;
-    } catch {
-      await sleep(backoffMs(retries), undefined, { signal: closed, ref: false }).catch(() => undefined);
-    }
+    const attempt = cluster.connect().then(
+      () => true,
+      () => false,
+    );
+    if (await withTimeout(attempt, CLUSTER_CONNECT_ATTEMPT_MS, closed)) return true;
+    if (cluster.isOpen) cluster.destroy(); // a stuck attempt: destroy() makes its connect() reject ("Cluster closed")
+    await attempt;
+    await sleep(backoffMs(retries), undefined, { signal: closed, ref: false }).catch(() => undefined);
   }
   return false;
 }
 
-/** `promise`'s value, or false once `timeoutMs` has passed. */
-export async function withTimeout(promise: Promise<boolean>, timeoutMs: number): Promise<boolean> {
+/** `promise`'s value, or false once `timeoutMs` has passed or `signal` aborts. */
+export async function withTimeout(
+  promise: Promise<boolean>,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+  let onAbort: (() => void) | undefined;
+  const timedOut = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), timeoutMs);
+    onAbort = () => resolve(false);
+    if (signal?.aborted === true) onAbort();
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
   try {
     return await Promise.race([promise, timedOut]);
   } finally {
     clearTimeout(timer);
+    if (onAbort) signal?.removeEventListener("abort", onAbort);
   }
 }
 
