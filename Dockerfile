@@ -48,7 +48,7 @@ COPY --from=build /app/web/dist ./web/dist
 # `imagika samples` and `imagika origin` keep a sample library in compose.yaml.
 USER 1000:1000
 EXPOSE 8080
-# Liveness only (/healthz: the process answers); readiness (/readyz: origin reachable, not shutting down) is the
+# Liveness only (/healthz: the process answers); readiness (/readyz: origin answered once, not shutting down) is the
 # orchestrator's probe. node does the request: the slim image has no curl.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch(`http://127.0.0.1:${process.env.IMAGIKA_PORT || 8080}/healthz`, { signal: AbortSignal.timeout(4000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]

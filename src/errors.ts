@@ -60,7 +60,7 @@ export const ERRORS = {
   OVERLOADED: { status: 503, description: "the transform or origin-fetch queue is full (with `Retry-After`)" },
   TRANSFORM_TIMEOUT: { status: 503, description: "the transform ran past `--transform-timeout-ms`" },
   SHUTTING_DOWN: { status: 503, description: "`/readyz` while the proxy shuts down" },
-  ORIGIN_UNREACHABLE: { status: 503, description: "`/readyz` while the origin does not answer" },
+  ORIGIN_UNREACHABLE: { status: 503, description: "`/readyz` until the origin has answered once since start" },
   ORIGIN_TIMEOUT: { status: 504, description: "the origin did not answer within its time limits" },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -12,7 +12,7 @@ import { clientAddress, clientKeyOf } from "../rate-limit/client-key.ts";
 import type { RateLimiter } from "../rate-limit/redis-store.ts";
 import type { RateDecision } from "../rate-limit/token-bucket.ts";
 import { handleImages, handlePurge, presetListing } from "./handlers/api.ts";
-import { handleHealth, handleReady } from "./handlers/health.ts";
+import { handleHealth, handleReady, untilFirstSuccess } from "./handlers/health.ts";
 import { handleImage, imageHeaderLines } from "./handlers/image.ts";
 import type { CacheOutcome, ImageHandlerOptions } from "./handlers/image.ts";
 import { createHttpEngine } from "./engine/http-engine.ts";
@@ -34,6 +34,7 @@ export interface HttpDeps {
   readonly limiter: RateLimiter | undefined;
   readonly log: Logger;
   readonly metrics: Metrics;
+  /** Does the origin answer? Asked by /readyz until it first does (handleReady says why not after). */
   readonly checkOrigin: () => Promise<void>;
   readonly listImages: () => Promise<Buffer>;
   /** /api/stats: this process's figures, or (under --workers) every worker's merged. */
@@ -67,6 +68,7 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     : "";
   /** Presets are fixed at start: the /api/presets body is built once. */
   const presets = presetListing(rules);
+  const checkOrigin = untilFirstSuccess(deps.checkOrigin);
   let shuttingDown = false;
   const requestLog = createRequestLog(log);
 
@@ -177,7 +179,7 @@ export function createHttpServer(deps: HttpDeps): HttpServer {
     }
     res.setHeaderPairs(extra);
     if (pathname === "/healthz") return void handleHealth(res);
-    if (pathname === "/readyz") return void (await handleReady(res, shuttingDown, deps.checkOrigin));
+    if (pathname === "/readyz") return void (await handleReady(res, shuttingDown, checkOrigin));
     if (pathname === "/metrics") {
       const { contentType, body } = await deps.renderMetrics();
       res.writeHead(200, {

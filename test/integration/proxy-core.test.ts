@@ -546,6 +546,36 @@ describe("health and shutdown", () => {
     expect(await (await fetch(`${up.url}/healthz`)).json()).toEqual({ status: "ok" });
   });
 
+  it("is ready once the origin has answered, and stays ready through an origin outage, serving what it holds", async () => {
+    const status =
+      (code: number): Route =>
+      (_req, res) => {
+        res.writeHead(code);
+        res.end();
+      };
+    const own = await startTestOrigin({ "/": status(503), "/photo.jpg": bytesRoute(jpeg, "image/jpeg") });
+    try {
+      const proxy = await proxyFor({ origin: own.url });
+      const notYet = await fetch(`${proxy.url}/readyz`);
+      expect(notYet.status).toBe(503);
+      expect(await notYet.json()).toMatchObject({ error: "ORIGIN_UNREACHABLE" });
+      own.set("/", status(200));
+      expect((await fetch(`${proxy.url}/readyz`)).status).toBe(200);
+      expect((await fetch(`${proxy.url}/img/photo.jpg?w=100`)).status).toBe(200);
+      const asked = own.count("/");
+
+      own.set("/", status(503));
+      own.set("/photo.jpg", status(503));
+      for (let probe = 0; probe < 3; probe++) expect((await fetch(`${proxy.url}/readyz`)).status).toBe(200);
+      expect(own.count("/")).toBe(asked); // readiness no longer asks the origin
+      const cached = await fetch(`${proxy.url}/img/photo.jpg?w=100`);
+      expect(cached.status).toBe(200);
+      expect(cached.headers.get("x-cache")).toBe("HIT");
+    } finally {
+      await own.close();
+    }
+  });
+
   it("finishes a request in flight when shutting down, then stops accepting", async () => {
     const proxy = await startProxy({ origin: origin.url });
     const inflight = fetch(`${proxy.url}/img/slow.jpg`).then(async (res) => ({
