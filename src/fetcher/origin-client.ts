@@ -4,6 +4,7 @@ import { ProxyError } from "../errors.ts";
 import { BodyCollector } from "./body-collector.ts";
 import type { SizeListener } from "./fetcher.ts";
 import type { CachingHeaders } from "./origin-caching.ts";
+import { parseResponseHead } from "./response-head.ts";
 
 /**
  * A small HTTP/1.1 client for the configured plain-HTTP origin: GET only, keep-alive connections, bodies framed by
@@ -48,8 +49,6 @@ const SCRATCH_BYTES = 64 * 1024;
 /** Keep-Alive "timeout=N" of the origin minus this margin, so we never send on a connection it is closing. */
 const KEEP_ALIVE_MARGIN_MS = 1000;
 
-const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: [^\r\n]*)?$/;
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const REQUEST_TARGET = /^\/[\x21-\x7e]*$/;
 const HEX = /^[0-9A-Fa-f]{1,12}$/;
 
@@ -240,71 +239,16 @@ class OriginConnection {
     }
   }
 
-  /** Parses a response head and sets up the body; returns the status. */
+  /** Parses a response head, then applies it: the connection's reuse, an early answer or the body; returns the status. */
   #parseHead(pending: Pending, text: string): number {
-    const lines = text.split("\r\n");
-    const status = STATUS_LINE.exec(lines[0] ?? "");
-    if (!status) throw new ProxyError("ORIGIN_FAILED", "the origin sent a malformed status line");
-    const statusCode = Number(status[2]);
-    // RFC 9110 §15.2.2: 101 answers an Upgrade, which we never send; what follows it is not HTTP/1.1, so it is no
-    // interim response to skip (100, 103 and the rest of 1xx are).
-    if (statusCode === 101)
-      throw new ProxyError("ORIGIN_FAILED", "the origin switched protocols (101) though no upgrade was asked for");
-    if (statusCode >= 100 && statusCode < 200) return statusCode;
-    let contentLength: number | undefined;
-    let transferEncoding: string | undefined;
-    let location: string | undefined;
-    let connection = status[1] === "0" ? "close" : "";
-    let keepAliveHint: string | undefined;
-    const caching: { -readonly [K in keyof CachingHeaders]: CachingHeaders[K] } = {};
-    for (let i = 1; i < lines.length; i++) {
-      const line = lines[i]!; // i < lines.length
-      const colon = line.indexOf(":");
-      const name = colon > 0 ? line.slice(0, colon) : "";
-      if (!TOKEN.test(name)) throw new ProxyError("ORIGIN_FAILED", "the origin sent a malformed header line");
-      const value = line.slice(colon + 1).trim();
-      switch (name.toLowerCase()) {
-        case "content-length": {
-          if (!/^\d{1,15}$/.test(value) || (contentLength !== undefined && contentLength !== Number(value)))
-            throw new ProxyError("ORIGIN_FAILED", "the origin sent an invalid Content-Length");
-          contentLength = Number(value);
-          break;
-        }
-        case "transfer-encoding":
-          transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`;
-          break;
-        case "location":
-          location = value;
-          break;
-        case "connection":
-          connection += `,${value.toLowerCase()}`;
-          break;
-        case "keep-alive":
-          keepAliveHint = value;
-          break;
-        case "etag":
-          caching.etag = value;
-          break;
-        case "last-modified":
-          caching.lastModified = value;
-          break;
-        case "cache-control":
-          caching.cacheControl = caching.cacheControl === undefined ? value : `${caching.cacheControl}, ${value}`;
-          break;
-        case "expires":
-          caching.expires = value;
-          break;
-        case "date":
-          caching.date = value;
-          break;
-        case "age":
-          caching.age = value;
-          break;
-      }
+    const head = parseResponseHead(text);
+    if (head.isInterim) return head.statusCode;
+    const { statusCode, contentLength, transferEncoding, location, caching } = head;
+    if (head.shouldClose) this.#isReusable = false;
+    if (head.keepAliveTimeoutSeconds !== undefined) {
+      const hintMs = head.keepAliveTimeoutSeconds * 1000 - KEEP_ALIVE_MARGIN_MS;
+      this.#keepAliveMs = Math.min(this.#options.keepAliveMs, hintMs);
     }
-    if (/(?:^|,)\s*close\s*(?:,|$)/.test(connection)) this.#isReusable = false;
-    const hint = keepAliveHint === undefined ? undefined : /timeout=(\d+)/i.exec(keepAliveHint);
-    if (hint) this.#keepAliveMs = Math.min(this.#options.keepAliveMs, Number(hint[1]) * 1000 - KEEP_ALIVE_MARGIN_MS);
 
     if (statusCode === 304) {
       // RFC 9112 §6.3: a 304 never has a body, whatever its headers say, so the connection stays usable (a revalidation
