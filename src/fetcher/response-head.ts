@@ -29,7 +29,8 @@ const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const CONTENT_LENGTH = /^\d{1,15}$/;
 /** Matched against ",option,option…" (lower case) built from every Connection line. */
 const CLOSE_OPTION = /(?:^|,)\s*close\s*(?:,|$)/;
-const KEEP_ALIVE_TIMEOUT = /timeout=(\d+)/i;
+/** The timeout parameter itself, not one whose name ends in "timeout" ("xtimeout=5"). */
+const KEEP_ALIVE_TIMEOUT = /(?:^|[,;\s])timeout\s*=\s*(\d+)/i;
 
 /**
  * Parses the text of an HTTP/1.1 response head (latin1, up to but without its blank line) into the fields the origin

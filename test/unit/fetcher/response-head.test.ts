@@ -87,6 +87,10 @@ describe("parseResponseHead", () => {
     expect(hinted).toMatchObject({ keepAliveTimeoutSeconds: 5 });
     const last = parseResponseHead(head("HTTP/1.1 200 OK", "Keep-Alive: timeout=5", "Keep-Alive: max=100"));
     expect(last).toMatchObject({ keepAliveTimeoutSeconds: undefined });
+    const spaced = parseResponseHead(head("HTTP/1.1 200 OK", "Keep-Alive: timeout = 7"));
+    expect(spaced).toMatchObject({ keepAliveTimeoutSeconds: 7 });
+    const otherParameter = parseResponseHead(head("HTTP/1.1 200 OK", "Keep-Alive: xtimeout=5, max=100"));
+    expect(otherParameter).toMatchObject({ keepAliveTimeoutSeconds: undefined });
   });
 
   it("refuses a malformed status line", () => {
