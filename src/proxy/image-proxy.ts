@@ -123,6 +123,12 @@ export interface ImageProxyDeps {
   readonly memory?: MemoryBudget | undefined;
 }
 
+/** What a stale entry was settled with, and whether this request joined another's flight of its original. */
+interface Settled {
+  readonly produced: Produced;
+  readonly joined: boolean;
+}
+
 const NO_TIMINGS: Timings = Object.freeze({});
 /**
  * After a revalidation failed, stale-if-error answers go out at once (no request waits for the origin again) and one
@@ -268,23 +274,16 @@ export class ImageProxy {
     path: string,
     tier: string,
     produceNew: (original: Produced) => Promise<Produced>,
-  ): Promise<{ produced: Produced; joined: boolean }> {
+  ): Promise<Settled> {
     const { source } = entry;
     const staleMs = this.#now() - source.freshUntilMs;
-    const served = (
-      kind: RevalidationKind,
-      fwdStatus: number | undefined,
-    ): { produced: Produced; joined: boolean } => ({
-      produced: { variant: entry, timings: NO_TIMINGS, hitTier: tier, revalidation: { kind, fwdStatus } },
-      joined: false,
-    });
     if (this.#originals.mayServeWhileRevalidating(source, staleMs)) {
       this.#originals.revalidateInBackground(path);
-      return served("stale", undefined);
+      return servedEntry(entry, tier, "stale", undefined);
     }
     if (source.failedAtMs !== undefined && this.#originals.mayServeIfError(source, staleMs)) {
       if (this.#now() - source.failedAtMs >= REVALIDATION_RETRY_MS) this.#originals.revalidateInBackground(path);
-      return served("error", source.failedStatus);
+      return servedEntry(entry, tier, "error", source.failedStatus);
     }
     const run = this.#originals.flight(path, false);
     let original: Produced;
@@ -294,17 +293,32 @@ export class ImageProxy {
       if (isOriginFailure(error) && this.#originals.mayServeIfError(source, this.#now() - source.freshUntilMs)) {
         source.failedAtMs = this.#now(); // the next requests answer stale at once (see REVALIDATION_RETRY_MS)
         source.failedStatus = fwdStatusOf(error);
-        return served("error", source.failedStatus);
+        return servedEntry(entry, tier, "error", source.failedStatus);
       }
       throw error;
     }
     if (run.joined) this.#deps.stats.coalesced++;
+    const settled = this.#settledByOriginal(entry, tier, original, run.joined);
+    if (settled) return settled;
+    const made = await produceNew(original);
+    return {
+      produced: { ...made, revalidation: { kind: "replaced", fwdStatus: original.originStatus ?? 200 } },
+      joined: run.joined,
+    };
+  }
+
+  /**
+   * The stale entry as its original's revalidation (`original`) left it: fresh again, or answered stale-if-error (else
+   * thrown); undefined when the origin had new bytes, from which the response is made anew.
+   */
+  #settledByOriginal(entry: Variant, tier: string, original: Produced, joined: boolean): Settled | undefined {
+    const { source } = entry;
     const current = original.variant.source;
     const failed = original.revalidation?.kind === "error" ? original.revalidation.fwdStatus : undefined;
     if (failed !== undefined) {
       // The original's revalidation failed and answered with its stale copy; this entry may answer stale too, or not.
       if (current === source && this.#originals.mayServeIfError(source, this.#now() - source.freshUntilMs))
-        return served("error", failed);
+        return servedEntry(entry, tier, "error", failed);
       const code = failed === 504 ? "ORIGIN_TIMEOUT" : "ORIGIN_FAILED";
       throw new ProxyError(code, "the origin failed and the cached copy may not be served stale", {
         originStatus: failed,
@@ -314,14 +328,10 @@ export class ImageProxy {
       // The same bytes, fresh again. No fwd-status when no request of ours asked the origin (a tier had it fresh).
       const fwdStatus = original.originStatus;
       return fwdStatus === undefined
-        ? { produced: { variant: entry, timings: NO_TIMINGS, hitTier: tier }, joined: run.joined }
-        : { ...served("validated", fwdStatus), joined: run.joined };
+        ? { produced: { variant: entry, timings: NO_TIMINGS, hitTier: tier }, joined }
+        : { ...servedEntry(entry, tier, "validated", fwdStatus), joined };
     }
-    const made = await produceNew(original);
-    return {
-      produced: { ...made, revalidation: { kind: "replaced", fwdStatus: original.originStatus ?? 200 } },
-      joined: run.joined,
-    };
+    return undefined;
   }
 
   /** A memory miss answered: from a tier (a hit), or produced here or by another instance (a miss). */
@@ -454,4 +464,12 @@ export class ImageProxy {
     if (scope.kind === "all") return originals + this.#deps.variants.clear();
     return originals + this.#deps.variants.deleteWhere(keyMatcherOf(scope));
   }
+}
+
+/** `entry` itself as the response, with how its staleness was dealt with; `joined` false: it waited on no flight. */
+function servedEntry(entry: Variant, tier: string, kind: RevalidationKind, fwdStatus: number | undefined): Settled {
+  return {
+    produced: { variant: entry, timings: NO_TIMINGS, hitTier: tier, revalidation: { kind, fwdStatus } },
+    joined: false,
+  };
 }

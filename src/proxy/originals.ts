@@ -9,7 +9,7 @@ import type { OriginCaching, OriginReply, SizeListener, Validators } from "../fe
 import { sniffImageFormat } from "../shared/image-format.ts";
 import type { ImageFormat } from "../shared/image-format.ts";
 import type { Coalescer } from "./coalesce.ts";
-import type { FreshnessPolicy, ImageProxyDeps, Produced } from "./image-proxy.ts";
+import type { FreshnessPolicy, ImageProxyDeps, Produced, Timings } from "./image-proxy.ts";
 import { isStorable } from "./lower-tiers.ts";
 import type { LowerTiers } from "./lower-tiers.ts";
 import type { PurgeFence, ShouldStore } from "./purge-fence.ts";
@@ -231,20 +231,7 @@ export class Originals {
     shouldStore: ShouldStore,
   ): Promise<{ result: Produced; isShared: boolean }> {
     const { stats } = this.#deps;
-    let reply: OriginReply;
-    let originMs: number;
-    try {
-      ({ reply, originMs } = await this.#download(path, stale?.source.validators, shouldStore));
-    } catch (error) {
-      if (stale) {
-        stats.revalidationsFailed++;
-        if (isOriginFailure(error)) {
-          stale.source.failedAtMs = this.#now();
-          stale.source.failedStatus = fwdStatusOf(error);
-        }
-      }
-      throw error;
-    }
+    const { reply, originMs } = await this.#downloadFor(path, stale, shouldStore);
     const now = this.#now();
     const timings = { originMs };
     if (reply.status === 304) {
@@ -269,15 +256,8 @@ export class Originals {
     if (known && !known.isReplaced && known.etag === etag) {
       this.#refresh(known, reply.caching, now, true);
       const original = stale ?? originalVariant(body, format, known);
-      const stored = await this.#storeOriginal(key, original, shouldStore);
-      const result: Produced = {
-        variant: original,
-        timings,
-        isStored: stored.isStored,
-        originStatus: 200,
-        ...(stale ? { hitTier: tier, revalidation: { kind: "validated" as const, fwdStatus: 200 } } : {}),
-      };
-      return { result, isShared: stored.isShared };
+      const validated = stale ? { hitTier: tier, revalidation: { kind: "validated" as const, fwdStatus: 200 } } : {};
+      return this.#storeDownloaded(key, original, timings, shouldStore, validated);
     }
     const freshness = this.#freshnessOf(reply.caching, now);
     const source = new Source({ etag: etag ?? (() => etagOf(body)), ...freshness });
@@ -287,13 +267,49 @@ export class Originals {
       if (known) await this.#replace(path, known, source);
       else this.#sources.set(path, source);
     }
+    const replaced = stale ? { revalidation: { kind: "replaced" as const, fwdStatus: 200 } } : {};
+    return this.#storeDownloaded(key, original, timings, shouldStore, replaced);
+  }
+
+  /**
+   * #download, conditional with `stale`'s validators. A failed revalidation is counted, and an origin failure noted on
+   * the stale copy's Source: until a revalidation succeeds, its entries may answer stale-if-error at once without
+   * waiting for the origin again (see ImageProxy#settleStale and REVALIDATION_RETRY_MS).
+   */
+  async #downloadFor(
+    path: string,
+    stale: Variant | undefined,
+    shouldStore: ShouldStore,
+  ): Promise<{ reply: OriginReply; originMs: number }> {
+    try {
+      return await this.#download(path, stale?.source.validators, shouldStore);
+    } catch (error) {
+      if (stale) {
+        this.#deps.stats.revalidationsFailed++;
+        if (isOriginFailure(error)) {
+          stale.source.failedAtMs = this.#now();
+          stale.source.failedStatus = fwdStatusOf(error);
+        }
+      }
+      throw error;
+    }
+  }
+
+  /** A 200's original, stored (see #storeOriginal) and answered; `staleOutcome`: what became of the stale copy, if any. */
+  async #storeDownloaded(
+    key: string,
+    original: Variant,
+    timings: Timings,
+    shouldStore: ShouldStore,
+    staleOutcome: Pick<Produced, "hitTier" | "revalidation">,
+  ): Promise<{ result: Produced; isShared: boolean }> {
     const stored = await this.#storeOriginal(key, original, shouldStore);
     const result: Produced = {
       variant: original,
       timings,
       isStored: stored.isStored,
       originStatus: 200,
-      ...(stale ? { revalidation: { kind: "replaced" as const, fwdStatus: 200 } } : {}),
+      ...staleOutcome,
     };
     return { result, isShared: stored.isShared };
   }
