@@ -43,6 +43,8 @@ COPY package.json tsconfig.json ./
 COPY bin ./bin
 COPY origin-server ./origin-server
 COPY src ./src
+# The option parser (src/transform/options.ts) takes its lists of fit, f, gravity and flip values from url/index.js.
+COPY url ./url
 COPY --from=build /app/web/dist ./web/dist
 # The base image's `node` user, by number so that Kubernetes' runAsNonRoot can verify it. /data (owned by it) is where
 # `imagika samples` and `imagika origin` keep a sample library in compose.yaml.

@@ -13,6 +13,7 @@
 
 export type Fit = "cover" | "contain" | "fill" | "inside" | "outside";
 export type Format = "auto" | "avif" | "webp" | "jpeg" | "png" | "thumbhash";
+/** Which part a cover crop keeps: a side or corner, or libvips' smart crops (attention: skin, saturation, edges). */
 export type Gravity =
   | "center"
   | "top"
@@ -25,6 +26,7 @@ export type Gravity =
   | "bottom-right"
   | "attention"
   | "entropy";
+/** Mirror left-right (h), top-bottom (v) or both (hv), applied after the turn (rot). */
 export type Flip = "h" | "v" | "hv";
 
 /** A point as fractions (0-1) of the original's width and height, after EXIF orientation. */
@@ -88,6 +90,7 @@ export interface SignSettings {
 
 /** Query keys in the order the URL lists them: the proxy's option table. */
 export declare const OPTION_KEYS: readonly (keyof ImageOptions)[];
+// The values of fit, f, gravity and flip; the proxy's option parser (src/transform/options.ts) uses these lists.
 export declare const FITS: readonly Fit[];
 export declare const FORMATS: readonly Format[];
 export declare const GRAVITIES: readonly Gravity[];

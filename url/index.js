@@ -28,6 +28,7 @@ export const OPTION_KEYS = Object.freeze([
   "dl",
 ]);
 
+// The values of fit, f, gravity and flip: the proxy's option parser (src/transform/options.ts) imports these lists.
 export const FITS = Object.freeze(["cover", "contain", "fill", "inside", "outside"]);
 export const FORMATS = Object.freeze(["auto", "avif", "webp", "jpeg", "png", "thumbhash"]);
 export const GRAVITIES = Object.freeze([

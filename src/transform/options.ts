@@ -1,25 +1,16 @@
 import type { ImageOptionsConfig } from "../config/config.ts";
 import { ConfigError } from "../config/settings.ts";
 import { ProxyError } from "../errors.ts";
-import type { Flip, Rotation } from "./orientation.ts";
+import { FITS, FLIPS, FORMATS, GRAVITIES } from "../../url/index.js";
+import type { Fit, Flip, Format, Gravity } from "../../url/index.js";
+import type { Rotation } from "./orientation.ts";
 import { remember } from "./remember.ts";
 import { resolveTargetSize } from "./target-size.ts";
 
-export type Fit = "cover" | "contain" | "fill" | "inside" | "outside";
-export type RequestedFormat = "auto" | "avif" | "webp" | "jpeg" | "png" | "thumbhash";
-/** Which part a cover crop keeps: a side or corner, or libvips' smart crops (attention: skin, saturation, edges). */
-export type Gravity =
-  | "center"
-  | "top"
-  | "bottom"
-  | "left"
-  | "right"
-  | "top-left"
-  | "top-right"
-  | "bottom-left"
-  | "bottom-right"
-  | "attention"
-  | "entropy";
+// The values of fit, f, gravity and flip are imagika/url's (url/index.js, typed by url/index.d.ts): the URL builder
+// and this parser share one list of each.
+export { FITS, GRAVITIES, FORMATS as REQUESTED_FORMATS };
+export type { Fit, Gravity, Format as RequestedFormat };
 
 /** A point as fractions (0-1) of the width and height of the original after EXIF orientation. */
 export interface FocalPoint {
@@ -43,7 +34,7 @@ export interface TransformOptions {
   readonly dpr: number;
   readonly fit?: Fit;
   readonly quality?: number;
-  readonly format?: RequestedFormat;
+  readonly format?: Format;
   /** Allow output larger than the original (default false: a 300 px original asked for w=800 stays 300 px). */
   readonly enlarge: boolean;
   /** Cover crops only; never together with focalPoint. */
@@ -98,21 +89,6 @@ export interface Preset {
   readonly draft: Readonly<Draft>;
 }
 
-export const FITS: readonly Fit[] = ["cover", "contain", "fill", "inside", "outside"];
-export const REQUESTED_FORMATS: readonly RequestedFormat[] = ["auto", "avif", "webp", "jpeg", "png", "thumbhash"];
-export const GRAVITIES: readonly Gravity[] = [
-  "center",
-  "top",
-  "bottom",
-  "left",
-  "right",
-  "top-left",
-  "top-right",
-  "bottom-left",
-  "bottom-right",
-  "attention",
-  "entropy",
-];
 /** 4 covers every shipping screen (phones top out at 3.5); more only multiplies bytes nobody can see. */
 export const MAX_DPR = 4;
 /** crop's coordinates: sharp's own limit is 10⁸, but no original past --max-source-pixels is decoded anyway. */
@@ -312,13 +288,13 @@ const OPTIONS: Readonly<Record<string, OptionSpec>> = {
     "quality",
     int(1, () => 100),
   ),
-  f: option("format", oneOf(REQUESTED_FORMATS)),
+  f: option("format", oneOf(FORMATS)),
   enlarge: option("enlarge", flag()),
   gravity: option("gravity", oneOf(GRAVITIES), ["focalPoint"]),
   fp: option("focalPoint", focalPoint(), ["gravity"]),
   crop: option("crop", region()),
   rot: option("rotation", rotation()),
-  flip: option("flip", oneOf<Flip>(["h", "v", "hv"])),
+  flip: option("flip", oneOf(FLIPS)),
   bg: option("background", colour()),
   blur: option("blur", decimal(BLUR_RANGE.min, BLUR_RANGE.max)),
   sharpen: option("sharpen", decimal(SHARPEN_RANGE.min, SHARPEN_RANGE.max)),

@@ -1,7 +1,9 @@
+import type { Flip } from "../../url/index.js";
+
 /** `rot`: a clockwise turn after EXIF orientation. */
 export type Rotation = 90 | 180 | 270;
-/** `flip`: mirror left-right (h), top-bottom (v) or both (hv), applied to the turned picture. */
-export type Flip = "h" | "v" | "hv";
+// `flip`: the type is imagika/url's (url/index.d.ts), kept exported here for the callers of this module.
+export type { Flip };
 
 /**
  * Every combination of rot and flip is one of 8 orientations (the symmetries of a rectangle): a clockwise turn, then
