@@ -66,7 +66,7 @@ const BOUNDARIES = {
   ),
   "src/transform": {
     forbidden: ["src/cache", "src/fetcher", "src/http", "src/proxy", ...WIRING],
-    why: "transform only knows sharp and errors",
+    why: "transform knows sharp, its settings and the option vocabulary (url/), not caches, origins, HTTP or the proxy",
   },
   "src/proxy": {
     forbidden: ["src/http", "sharp", ...WIRING],
