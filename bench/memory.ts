@@ -53,6 +53,9 @@ interface MemoryConfig {
 }
 
 const JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
+/** bin/imagika.js's JEMALLOC_CONF and NODE_FLAGS, what it starts when libjemalloc2 is installed (deploy.test.ts pins them). */
+const SHIPPED_MALLOC_CONF = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0,narenas:2";
+const SHIPPED_NODE_FLAGS = ["--no-memory-reducer", "--expose-gc"];
 
 const CONFIGS: Record<string, MemoryConfig> = {
   // How Imagika ran before issue 18: glibc as shipped, only --no-memory-reducer, no process budget.
@@ -84,7 +87,7 @@ const CONFIGS: Record<string, MemoryConfig> = {
     env: {
       IMAGIKA_ALLOCATOR: "system",
       LD_PRELOAD: JEMALLOC,
-      MALLOC_CONF: "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0,narenas:2",
+      MALLOC_CONF: SHIPPED_MALLOC_CONF,
     },
   },
   // What bin/imagika.js starts when libjemalloc2 is installed (its JEMALLOC_CONF and NODE_FLAGS).
@@ -93,9 +96,9 @@ const CONFIGS: Record<string, MemoryConfig> = {
     env: {
       IMAGIKA_ALLOCATOR: "system",
       LD_PRELOAD: JEMALLOC,
-      MALLOC_CONF: "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0,narenas:2",
+      MALLOC_CONF: SHIPPED_MALLOC_CONF,
     },
-    nodeFlags: ["--no-memory-reducer", "--expose-gc"],
+    nodeFlags: SHIPPED_NODE_FLAGS,
     isLimited: true,
   },
   shippedNoLimit: {
@@ -103,15 +106,15 @@ const CONFIGS: Record<string, MemoryConfig> = {
     env: {
       IMAGIKA_ALLOCATOR: "system",
       LD_PRELOAD: JEMALLOC,
-      MALLOC_CONF: "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0,narenas:2",
+      MALLOC_CONF: SHIPPED_MALLOC_CONF,
     },
-    nodeFlags: ["--no-memory-reducer", "--expose-gc"],
+    nodeFlags: SHIPPED_NODE_FLAGS,
     isLimited: false,
   },
   shippedArena2: {
     name: "glibc MALLOC_ARENA_MAX=2 + --expose-gc, limited",
     env: { IMAGIKA_ALLOCATOR: "system", MALLOC_ARENA_MAX: "2" },
-    nodeFlags: ["--no-memory-reducer", "--expose-gc"],
+    nodeFlags: SHIPPED_NODE_FLAGS,
     isLimited: true,
   },
   ipx: { name: "ipx 3.1.1 (glibc as shipped)", env: {}, isLimited: false, system: "ipx" },
@@ -123,7 +126,7 @@ const CONFIGS: Record<string, MemoryConfig> = {
       MALLOC_MMAP_THRESHOLD_: "131072",
       MALLOC_TRIM_THRESHOLD_: "131072",
     },
-    nodeFlags: ["--no-memory-reducer", "--expose-gc"],
+    nodeFlags: SHIPPED_NODE_FLAGS,
     isLimited: true,
   },
 };

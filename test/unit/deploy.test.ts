@@ -266,7 +266,7 @@ describe("deployment files", () => {
     }
   });
 
-  it("the image's command runs imagika proxy with existing flags, in-process (Node flags and jemalloc in place)", () => {
+  it("the image's command runs imagika proxy with existing flags, in-process (Node flags and jemalloc in place, as bench:memory's shipped configuration runs them)", () => {
     const cmd = JSON.parse(lastInstruction("CMD")) as string[];
     const launcher = read("bin/imagika.js");
     const nodeFlags = JSON.parse(/const NODE_FLAGS = (\[[^\]]*\]);/.exec(launcher)?.[1] ?? "null") as string[];
@@ -281,6 +281,13 @@ describe("deployment files", () => {
     expect(env.LD_PRELOAD).toMatch(/libjemalloc\.so\.2$/);
     expect(jemallocPaths).toContain(`"${env.LD_PRELOAD}"`);
     expect(env.MALLOC_CONF).toBe(jemallocConf);
+    // ...and so does `npm run bench:memory`'s "shipped" configuration.
+    const memoryBench = read("bench/memory.ts");
+    expect(/const SHIPPED_MALLOC_CONF = "([^"]+)";/.exec(memoryBench)?.[1]).toBe(jemallocConf);
+    const benchFlags = JSON.parse(
+      /const SHIPPED_NODE_FLAGS = (\[[^\]]*\]);/.exec(memoryBench)?.[1] ?? "null",
+    ) as string[];
+    expect(benchFlags).toEqual(nodeFlags);
   });
 
   it("compose.yaml's origin runs imagika samples and imagika origin with existing flags, where the proxy looks", () => {
