@@ -8,6 +8,7 @@ import type { Page } from "playwright-core";
 import sharp from "sharp";
 import { startStack } from "../test/helpers/stack.ts";
 import { launchChromium } from "../test/helpers/browser.ts";
+import { dragCropOnPicker } from "../test/helpers/source-picker.ts";
 import { buildWeb } from "../test/helpers/web-build.ts";
 
 const OUT_DIR = fileURLToPath(new URL("../docs/images/", import.meta.url));
@@ -58,16 +59,9 @@ async function main(): Promise<void> {
 
     await page.getByRole("button", { name: /^landscape-07\.jpg/ }).click();
     await page.getByLabel("Aspect").selectOption("4:5");
-    const picker = page.getByTestId("source-picker");
-    const box = await picker.boundingBox();
-    if (!box) throw new Error("the source picker has no box");
     // A crop of the middle 70% of the width, then a focal point inside it, left of centre.
-    await page.mouse.move(box.x + box.width * 0.15, box.y + box.height * 0.1);
-    await page.mouse.down();
-    await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.5, { steps: 5 });
-    await page.mouse.move(box.x + box.width * 0.85, box.y + box.height * 0.95, { steps: 5 });
-    await page.mouse.up();
-    await picker.click({ position: { x: box.width * 0.38, y: box.height * 0.45 } });
+    const box = await dragCropOnPicker(page, { x: 0.15, y: 0.1 }, { x: 0.85, y: 0.95 }, 5);
+    await page.getByTestId("source-picker").click({ position: { x: box.width * 0.38, y: box.height * 0.45 } });
     await page.getByLabel("Sharpen").fill("1");
     await page.getByLabel("Format").selectOption("webp");
     const decoded = `(() => {

@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { launchChromium } from "../helpers/browser.ts";
+import { dragCropOnPicker } from "../helpers/source-picker.ts";
 import { startStack } from "../helpers/stack.ts";
 import { buildWeb } from "../helpers/web-build.ts";
 
@@ -238,14 +239,7 @@ describe("web app end to end (Chromium)", () => {
     expect(await page.locator(".facts__row", { hasText: "Delivered" }).textContent()).toContain("WebP · 200 × 200");
     await preset.selectOption("");
 
-    const picker = page.getByTestId("source-picker");
-    const box = await picker.boundingBox();
-    if (!box) throw new Error("the source picker has no box");
-    await page.mouse.move(box.x + box.width * 0.25, box.y + box.height * 0.25);
-    await page.mouse.down();
-    await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.5, { steps: 4 });
-    await page.mouse.move(box.x + box.width * 0.75, box.y + box.height * 0.75, { steps: 4 });
-    await page.mouse.up();
+    const box = await dragCropOnPicker(page, { x: 0.25, y: 0.25 }, { x: 0.75, y: 0.75 });
     const crop = /&crop=(\d+),(\d+),(\d+),(\d+)/
       .exec((await url.textContent()) ?? "")
       ?.slice(1)
@@ -261,7 +255,7 @@ describe("web app end to end (Chromium)", () => {
       expect(Math.abs(got - want)).toBeLessThanOrEqual(16);
     }
     await control(page, "Aspect").selectOption("1:1");
-    await picker.click({ position: { x: box.width * 0.6, y: box.height * 0.4 } });
+    await page.getByTestId("source-picker").click({ position: { x: box.width * 0.6, y: box.height * 0.4 } });
     expect(await url.textContent()).toMatch(/&h=(\d+)&fit=cover&f=auto&fp=0\.6\d*,0\.4\d*&crop=/);
     await control(page, "Rotate").selectOption("90");
     await control(page, "Format").selectOption("webp");
