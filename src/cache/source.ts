@@ -57,6 +57,12 @@ export class Source {
     return this.#etag;
   }
 
+  /** A revalidation failed at `atMs` with `fwdStatus`: the failure stale-if-error answers report, until one succeeds. */
+  noteFailure(atMs: number, fwdStatus: number): void {
+    this.failedAtMs = atMs;
+    this.failedStatus = fwdStatus;
+  }
+
   /** Retires this version: every entry made from it is dead. */
   replace(): void {
     this.isReplaced = true;

@@ -291,8 +291,8 @@ export class ImageProxy {
       original = await run.promise;
     } catch (error) {
       if (isOriginFailure(error) && this.#originals.mayServeIfError(source, this.#now() - source.freshUntilMs)) {
-        source.failedAtMs = this.#now(); // the next requests answer stale at once (see REVALIDATION_RETRY_MS)
-        source.failedStatus = fwdStatusOf(error);
+        // The next requests answer stale at once (see REVALIDATION_RETRY_MS).
+        source.noteFailure(this.#now(), fwdStatusOf(error));
         return servedEntry(entry, tier, "error", source.failedStatus);
       }
       throw error;

@@ -287,8 +287,7 @@ export class Originals {
       if (stale) {
         this.#deps.stats.revalidationsFailed++;
         if (isOriginFailure(error)) {
-          stale.source.failedAtMs = this.#now();
-          stale.source.failedStatus = fwdStatusOf(error);
+          stale.source.noteFailure(this.#now(), fwdStatusOf(error));
         }
       }
       throw error;
